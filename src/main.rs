@@ -1,0 +1,4 @@
+//! The `dirtylimit` command line: see `dirtylimit --help`.
+fn main() {
+    println!("dirtylimit: command line under construction");
+}

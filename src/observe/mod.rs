@@ -1,0 +1,1 @@
+//! `dirtylimit observe` / `crosscheck` against the running kernel (issue 6). std only.
