@@ -1,11 +1,133 @@
+//! # dirtylimit: per-bdi dirty limits with exact redistribution
+//!
+//! Linux lets at most `T` pages be dirty (`vm.dirty_ratio` of dirtyable
+//! memory, see [`global_limits`]) and divides `T` among backing devices
+//! (bdis) by their share of recent writeback completions. This crate
+//! reproduces that computation to the page, and adds a policy that gives
+//! what a capped bdi cannot use to the others, at once and exactly.
+//!
+//! ## Floating proportions ([`flex_proportions`])
+//!
+//! As lib/flex_proportions.c states it: we want the fraction of events of
+//! type `j` in the recent past, where the past is weighted so that an event
+//! `i` periods old counts `2^-i`. With periods of fixed length and `x_j(i)`
+//! the events of type `j` in period `i` (now is period 0),
+//!
+//! ```text
+//!          x_j(0) + x_j(1)/2 + x_j(2)/4 + ...
+//!   p_j = ------------------------------------
+//!           e(0)  +  e(1)/2  +  e(2)/4  + ...
+//! ```
+//!
+//! where `e(i) = Σ_j x_j(i)`. Both sums obey `S(now) = S(last period)/2 + new
+//! events`, so we keep one running count per type and one global count and
+//! halve them at each period boundary. Halving `n` local counts eagerly would
+//! cost O(n) per period; instead each local count remembers the period it was
+//! last updated in and is halved `k` times when next touched `k` periods
+//! later ([`flex_proportions::FpropLocal::reflect_period`]). Halving `k` times
+//! equals shifting right by `k`, so lazy aging is exact (integer halving
+//! rounds down each time, as the kernel's does). The global count starts at 1
+//! so the denominator is never 0, and when it has aged to 1 or less there is
+//! nothing left to age and the [`period`] clock stops.
+//!
+//! ## The threshold of one bdi ([`wb_thresh`])
+//!
+//! With bdi `i`'s fraction `f_i`, floor `min_i` and cap `max_i` (ratios of
+//! `T`, `Σ min < 1`), the kernel's `__wb_calc_thresh()` is
+//!
+//! ```text
+//!   wb_thresh_i = min( T·(1 − Σmin)·f_i + T·min_i ,  T·max_i )
+//! ```
+//!
+//! (6.13+ first raises it to `(T − dirty)/8`, or `/100` with `strict_limit`,
+//! so an idle bdi is never stuck at 0). Since `Σ f_i ≤ 1`, the bdis share
+//! `P = T·(1 − Σmin)` and their floors: `Σ wb_thresh ≤ T`. But the clip to
+//! `T·max_i` throws away `T·(1−Σmin)·f_i + T·min_i − T·max_i` pages, which
+//! nobody gets: a 1%-capped FUSE bdi that completes 90% of the writes leaves
+//! 89% of `T` unallocated. Today's kernel stops counting a capped bdi's
+//! completions past `max_ratio` (`__fprop_add_percpu_max`, in 1/1024 steps),
+//! so the others' fractions grow back over several 3 s periods
+//! ([`policy::Policy::Linux`]).
+//!
+//! ## Water-filling ([`water_level`])
+//!
+//! We want to give the pool away so that nobody exceeds its cap, nobody
+//! gets less than its floor, and bdis that are not capped keep the ratio of
+//! their fractions. Scale every fraction by a common level `λ ≥ 1`:
+//!
+//! ```text
+//!   wb_thresh_i = T·min_i + min( T·(max_i − min_i),  λ·f_i·P )
+//! ```
+//!
+//! and raise `λ` until the pool is spent or every bdi with `f_i > 0` sits at
+//! its cap. `Σ_i min(c_i, λ·f_i·P)` is continuous and non-decreasing in `λ`,
+//! so that level exists and is unique where it matters. This is the weighted
+//! max-min fair allocation: to give any uncapped bdi more we would have to
+//! take from a bdi whose allocation relative to its weight is no larger. At
+//! `λ = 1` with no bdi capped it is exactly the kernel's formula; a capped
+//! bdi's excess goes to the others in proportion to their fractions, at
+//! once, not periods later.
+//!
+//! ## Example
+//!
+//! ```
+//! use dirtylimit::{bdi::Bdi, domain::{Domain, DomainConfig}, policy::Policy};
+//!
+//! let mut slots = [Bdi::EMPTY; 4];
+//! let mut dom = Domain::new(&mut slots, DomainConfig::new(Policy::Redistribute));
+//! let (fuse, ssd) = (dom.add_bdi().unwrap(), dom.add_bdi().unwrap());
+//! dom.set_max_ratio(fuse, 1).unwrap(); // FUSE: max_ratio = 1%
+//! dom.update_dirty_limit(100_000);      // T = 100,000 pages
+//! dom.writeout_inc(fuse, 9_000, 0);     // FUSE completes 90% of the writes
+//! dom.writeout_inc(ssd, 1_000, 0);
+//! dom.tick(1);                          // the next tick moves the water level
+//! let (t, dirty) = (100_000, 100_000);  // at the limit: no idle floor
+//! assert_eq!(dom.wb_thresh(fuse, t, dirty), 1_000);   // its 1% cap
+//! assert_eq!(dom.wb_thresh(ssd, t, dirty), 99_000);   // everything else
+//! ```
+//!
+//! ## Constraints
+//!
+//! `no_std`, no allocation (a [`domain::Domain`] borrows caller-provided
+//! [`bdi::Bdi`] slots), no floating point, no `u128` division
+//! ([`mul_div`]), no panics on any input, no `unsafe`: the same code is
+//! linked into the Linux FUSE module.
+
 #![no_std]
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bdi;
+pub mod domain;
+pub mod error;
+pub mod flex_proportions;
+pub mod global_limits;
+pub mod mul_div;
+pub mod period;
+pub mod policy;
+pub mod selftest;
+pub mod water_level;
+pub mod wb_thresh;
+
 // userspace parts (std only)
 #[cfg(feature = "std")]
 pub mod observe;
 #[cfg(feature = "std")]
 pub mod sim;
+
+/// `PAGE_SHIFT` on x86-64.
+pub const PAGE_SHIFT: u32 = 12;
+/// `PAGE_SIZE` on x86-64.
+pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
+/// `BDI_RATIO_SCALE`: fine-ratio units per percent.
+pub const BDI_RATIO_SCALE: u32 = 10_000;
+/// 100% in fine-ratio units (ppm): `100 * BDI_RATIO_SCALE`.
+pub const RATIO_FINE_MAX: u32 = 100 * BDI_RATIO_SCALE;
+
+pub use bdi::{Bdi, BdiId, Limit};
+pub use domain::{Domain, DomainConfig};
+pub use error::Error;
+pub use global_limits::{DirtyLimits, VmDirtyConfig};
+pub use policy::{BytesMode, Policy};

@@ -1,0 +1,148 @@
+//! One backing device (`struct backing_dev_info` + its `bdi_writeback`) as
+//! the dirty limit controller sees it: its completion count and its limits.
+//!
+//! A [`Limit`] is either a ratio of the dirty threshold in parts per million
+//! (the kernel's `*_ratio_fine`; `min_ratio`/`max_ratio` in percent are
+//! `ppm / BDI_RATIO_SCALE`), or a number of pages, from `min_bytes`/`max_bytes`
+//! kept as such and resolved against the current threshold at every query.
+//! The kernel turns bytes into a ratio once, when they are written; the
+//! domain does the same in [`BytesMode::LinuxSnapshot`](crate::policy::BytesMode).
+
+use crate::flex_proportions::FpropLocal;
+use crate::mul_div::mul_div;
+use crate::RATIO_FINE_MAX;
+
+/// A limit on a bdi's threshold: a ratio of `T` in ppm, or pages. Packed in a
+/// `u64` (top bit set for pages) to keep a slot small.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limit(u64);
+
+const PAGES_BIT: u64 = 1 << 63;
+
+impl Limit {
+    /// 0%: no floor.
+    pub const NONE: Limit = Limit(0);
+    /// 100%: no cap.
+    pub const FULL: Limit = Limit(RATIO_FINE_MAX as u64);
+
+    /// A ratio of the dirty threshold in ppm (1,000,000 = 100%).
+    pub const fn ratio(ppm: u32) -> Limit {
+        Limit(ppm as u64)
+    }
+
+    /// A number of pages (at most 2^63 - 1; larger values saturate).
+    pub const fn pages(p: u64) -> Limit {
+        Limit(if p >= PAGES_BIT {
+            u64::MAX
+        } else {
+            p | PAGES_BIT
+        })
+    }
+
+    /// The ratio in ppm, if this is a ratio.
+    pub fn as_ratio(self) -> Option<u32> {
+        (self.0 & PAGES_BIT == 0).then_some(self.0 as u32)
+    }
+
+    /// The number of pages, if this is a pages limit.
+    pub fn as_pages(self) -> Option<u64> {
+        (self.0 & PAGES_BIT != 0).then_some(self.0 & !PAGES_BIT)
+    }
+
+    /// The limit in pages for threshold `thresh`: `thresh * ppm / 10^6` as
+    /// the kernel rounds it, or the pages clipped to `thresh`.
+    #[inline]
+    pub fn resolve(self, thresh: u64) -> u64 {
+        match self.as_pages() {
+            Some(p) => p.min(thresh),
+            None => mul_div(thresh, self.0, RATIO_FINE_MAX as u64),
+        }
+    }
+
+    /// The limit in ppm of `thresh` (`bdi_ratio_from_pages()` for pages);
+    /// `None` for a pages limit when `thresh` is 0.
+    pub fn ppm_at(self, thresh: u64) -> Option<u64> {
+        match self.as_pages() {
+            Some(p) => (thresh != 0).then(|| mul_div(p, RATIO_FINE_MAX as u64, thresh)),
+            None => Some(self.0),
+        }
+    }
+}
+
+impl core::fmt::Debug for Limit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.as_pages() {
+            Some(p) => write!(f, "{p} pages"),
+            None => write!(f, "{} ppm", self.0),
+        }
+    }
+}
+
+/// A bdi's handle in its domain: the index of its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BdiId(pub u32);
+
+/// One slot of a domain's caller-provided storage. The all-zero bit pattern
+/// is a valid (free) slot, so C may hand over `kzalloc`ed memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bdi {
+    /// `wb->completions`: this bdi's floating proportion of completions.
+    pub(crate) completions: FpropLocal,
+    /// `min_ratio` / `min_bytes`: the floor.
+    pub(crate) min: Limit,
+    /// `max_ratio` / `max_bytes`: the cap.
+    pub(crate) max: Limit,
+    /// Water-filling scratch: the cap room above the floor at the last recompute.
+    pub(crate) room: u64,
+    /// Water-filling scratch: one entry of the heap of candidates.
+    pub(crate) order: u32,
+    pub(crate) live: bool,
+    /// `BDI_CAP_STRICTLIMIT`.
+    pub(crate) strict_limit: bool,
+    /// Redistribute: this bdi was at its cap at the last recompute.
+    pub(crate) capped: bool,
+    /// Redistribute: capped, and its floor was above its cap then (mixed units).
+    pub(crate) capped_at_min: bool,
+}
+
+impl Default for Bdi {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Bdi {
+    /// A free slot.
+    pub const EMPTY: Bdi = Bdi {
+        completions: FpropLocal::new(&crate::flex_proportions::FpropGlobal::new()),
+        min: Limit::NONE,
+        max: Limit::FULL,
+        room: 0,
+        order: 0,
+        live: false,
+        strict_limit: false,
+        capped: false,
+        capped_at_min: false,
+    };
+
+    /// The bdi's floor, `min_ratio` or `min_bytes`.
+    pub fn min(&self) -> Limit {
+        self.min
+    }
+
+    /// The bdi's cap, `max_ratio` or `max_bytes`.
+    pub fn max(&self) -> Limit {
+        self.max
+    }
+
+    /// Whether `strict_limit` is set.
+    pub fn strict_limit(&self) -> bool {
+        self.strict_limit
+    }
+
+    /// The cap in pages at threshold `thresh`, never below the floor.
+    #[inline]
+    pub(crate) fn cap(&self, thresh: u64) -> u64 {
+        self.max.resolve(thresh).max(self.min.resolve(thresh))
+    }
+}

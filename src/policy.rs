@@ -1,0 +1,56 @@
+//! Allocation policies: how the dirty threshold is divided among bdis.
+//!
+//! All three compute from the same inputs (completion counts, floors, caps,
+//! `T`, global dirty pages) with the arithmetic of [`crate::wb_thresh`]; they
+//! differ only where they really differ:
+//!
+//! | policy | completions counted | pool shared | idle floor |
+//! |---|---|---|---|
+//! | [`Policy::ClipOnly`] | all | `P·f`, then clipped | no |
+//! | [`Policy::Linux`] | up to `max_prop_frac` | `P·f`, then clipped | 6.13+ (switch) |
+//! | [`Policy::Redistribute`] | all | water-filled: `min(cap, λ·f·P)` | yes (switch) |
+
+/// How the pool is shared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// v2.6.24: every completion counted, `wb_thresh = P·f + T·min` clipped
+    /// to `T·max`; what the clip removes is allocated to nobody.
+    ClipOnly,
+    /// Mainline: as `ClipOnly`, but completions past the bdi's
+    /// `max_prop_frac` (1/1024 units) are not counted, so its fraction stops
+    /// growing at the cap and the others' grow back over a few periods.
+    Linux,
+    /// Ours: weighted max-min fair water-filling; what a capped bdi cannot
+    /// use goes to the others at once.
+    #[default]
+    Redistribute,
+}
+
+impl Policy {
+    /// All policies, in the order plots and tables show them.
+    pub const ALL: [Policy; 3] = [Policy::ClipOnly, Policy::Linux, Policy::Redistribute];
+
+    /// The policy's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::ClipOnly => "clip-only",
+            Policy::Linux => "linux",
+            Policy::Redistribute => "redistribute",
+        }
+    }
+
+    /// Parses a name as [`name`](Self::name) prints it.
+    pub fn from_name(s: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+/// What `min_bytes`/`max_bytes` become.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BytesMode {
+    /// Kept in pages and resolved against the current `T` at each query.
+    #[default]
+    Resolve,
+    /// Converted to a ratio of `T` once, when set, as Linux does.
+    LinuxSnapshot,
+}

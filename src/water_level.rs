@@ -1,0 +1,246 @@
+//! Exact redistribution: weighted max-min fair water-filling of the pool.
+//!
+//! Bdi `i` with completion count `x_i` (fraction `f_i = x_i / e`), floor
+//! `m_i` and cap room `c_i = max_i − m_i` (all in pages at threshold `T`)
+//! gets
+//!
+//! ```text
+//! wb_thresh_i = m_i + min(c_i, λ · f_i · P),     P = T − Σ m_j
+//! ```
+//!
+//! with the smallest level `λ ≥ 1` at which `P` is spent, or every bdi with
+//! `x_i > 0` is at its cap. Raising `λ` saturates bdis in increasing order of
+//! `c_i / x_i`, so a min-heap on that key (compared by cross-multiplying, no
+//! division) finds the capped set `C` in `O(n + |C| log n)`: pop while the
+//! bdi's share at the current level, `R · x_i / S` with `R` the pool not yet
+//! committed and `S` the weight not yet capped, reaches its room.
+//!
+//! Between two recomputes only completions change the counts, and
+//! [`WaterLevel`] keeps what a query needs in O(1): what is committed (the
+//! floors of uncapped bdis, the caps of capped ones) as a ratio part and a
+//! pages part, and `S`, the live sum of the uncapped bdis' counts (the
+//! completion path adds to it). An uncapped bdi then gets
+//! `m_i + min(c_i, R(T) · x_i / S)` with `R(T) = T − committed(T)`: the shares
+//! of uncapped bdis sum to at most `R(T)`, so `Σ wb_thresh ≤ T` at any time and
+//! any `T`, and at a recompute point this is exactly the water level above.
+//! When a completion brings an uncapped bdi's share up to its room (checked
+//! in O(1) on its own count), the level is marked stale and the domain's next
+//! [`tick`](crate::domain::Domain::tick) recomputes it: the excess goes to
+//! the others at the next tick, not at the next period.
+//! If floors and caps given in pages ever commit more than `T` (the threshold
+//! shrank), everything committed is scaled down by `T / committed(T)`.
+
+use crate::bdi::{Bdi, Limit};
+use crate::flex_proportions::FpropGlobal;
+use crate::mul_div::mul_div;
+use crate::RATIO_FINE_MAX;
+
+/// What the last recompute decided, in the form the hot paths use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaterLevel {
+    /// Ratio part (ppm of `T`) of the floors of uncapped and caps of capped bdis.
+    committed_ppm: u64,
+    /// Pages part of the same.
+    committed_pages: u64,
+    /// `S`: the live sum of the uncapped bdis' completion counts.
+    uncapped_events: u64,
+    /// How many bdis are capped.
+    capped: u32,
+    /// `R(t0)`: the pool left for uncapped bdis at the recompute.
+    rest0: u64,
+    /// An uncapped bdi's share has reached its room since the recompute.
+    stale: bool,
+}
+
+/// Adds a limit to a (ppm, pages) aggregate.
+fn commit(ppm: &mut u64, pages: &mut u64, l: Limit) {
+    match l.as_pages() {
+        Some(p) => *pages = pages.saturating_add(p),
+        None => *ppm = ppm.saturating_add(l.as_ratio().map_or(0, u64::from)),
+    }
+}
+
+/// Heap order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`.
+fn before(slots: &[Bdi], g: &FpropGlobal, a: u32, b: u32) -> bool {
+    let (Some(a), Some(b)) = (slots.get(a as usize), slots.get(b as usize)) else {
+        return false;
+    };
+    let (xa, xb) = (a.completions.events(g), b.completions.events(g));
+    (a.room as u128) * (xb as u128) < (b.room as u128) * (xa as u128)
+}
+
+fn heap_entry(slots: &[Bdi], k: usize) -> u32 {
+    slots.get(k).map_or(0, |s| s.order)
+}
+
+fn heap_swap(slots: &mut [Bdi], i: usize, j: usize) {
+    let (oi, oj) = (heap_entry(slots, i), heap_entry(slots, j));
+    if let Some(s) = slots.get_mut(i) {
+        s.order = oj;
+    }
+    if let Some(s) = slots.get_mut(j) {
+        s.order = oi;
+    }
+}
+
+/// Sifts heap position `k` down in the heap of `len` entries kept in the
+/// slots' `order` fields.
+fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, mut k: usize, len: usize) {
+    loop {
+        let l = 2 * k + 1;
+        if l >= len {
+            return;
+        }
+        let r = l + 1;
+        let mut c = l;
+        if r < len && before(slots, g, heap_entry(slots, r), heap_entry(slots, l)) {
+            c = r;
+        }
+        if !before(slots, g, heap_entry(slots, c), heap_entry(slots, k)) {
+            return;
+        }
+        heap_swap(slots, k, c);
+        k = c;
+    }
+}
+
+impl WaterLevel {
+    /// Recomputes the capped set for threshold `t0` (the domain's current
+    /// `dirty_limit`). Ages every live bdi to the current period first.
+    pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
+        let (mut floor_ppm, mut floor_pages) = (0u64, 0u64);
+        let mut len = 0usize;
+        let mut weight = 0u64;
+        for i in 0..slots.len() {
+            let Some(b) = slots.get_mut(i) else { break };
+            if !b.live {
+                continue;
+            }
+            b.completions.reflect_period(g);
+            let (floor, max) = (b.min.resolve(t0), b.max.resolve(t0));
+            b.room = max.saturating_sub(floor);
+            b.capped = false;
+            b.capped_at_min = max < floor;
+            commit(&mut floor_ppm, &mut floor_pages, b.min);
+            let x = b.completions.events(g);
+            if x > 0 {
+                weight = weight.saturating_add(x);
+                if let Some(s) = slots.get_mut(len) {
+                    s.order = i as u32;
+                }
+                len += 1;
+            }
+        }
+        for k in (0..len / 2).rev() {
+            sift_down(slots, g, k, len);
+        }
+
+        let committed = mul_div(t0, floor_ppm, RATIO_FINE_MAX as u64).saturating_add(floor_pages);
+        let mut rest = t0.saturating_sub(committed);
+        let mut capped = 0u32;
+        while len > 0 {
+            let top = heap_entry(slots, 0);
+            let Some(b) = slots.get_mut(top as usize) else {
+                break;
+            };
+            let x = b.completions.events(g);
+            // At the current level this bdi would get rest * x / weight.
+            if (rest as u128) * (x as u128) < (b.room as u128) * (weight as u128) {
+                break;
+            }
+            b.capped = true;
+            rest = rest.saturating_sub(b.room);
+            weight = weight.saturating_sub(x);
+            capped += 1;
+            len -= 1;
+            heap_swap(slots, 0, len);
+            sift_down(slots, g, 0, len);
+        }
+
+        let mut level = WaterLevel {
+            capped,
+            rest0: rest,
+            ..WaterLevel::default()
+        };
+        for b in slots.iter().filter(|b| b.live) {
+            let l = match (b.capped, b.capped_at_min) {
+                (true, false) => b.max,
+                _ => b.min,
+            };
+            commit(&mut level.committed_ppm, &mut level.committed_pages, l);
+            if !b.capped {
+                level.uncapped_events = level
+                    .uncapped_events
+                    .saturating_add(b.completions.events(g));
+            }
+        }
+        level
+    }
+
+    /// Pages committed to floors and caps at threshold `thresh`.
+    #[inline]
+    pub fn committed(&self, thresh: u64) -> u64 {
+        mul_div(thresh, self.committed_ppm, RATIO_FINE_MAX as u64)
+            .saturating_add(self.committed_pages)
+    }
+
+    /// `R(T)`: the pool left for uncapped bdis.
+    #[inline]
+    pub fn rest(&self, thresh: u64) -> u64 {
+        thresh.saturating_sub(self.committed(thresh))
+    }
+
+    /// `S`: the live sum of uncapped bdis' counts.
+    pub fn uncapped_events(&self) -> u64 {
+        self.uncapped_events
+    }
+
+    /// How many bdis were at their cap at the last recompute.
+    pub fn capped(&self) -> u32 {
+        self.capped
+    }
+
+    /// The completion path of an uncapped bdi `b` whose count is now `x`:
+    /// adds `nr` to `S`, and marks the level stale when `b`'s share at the
+    /// recomputed level, `R·x/S`, has reached its room (one multiplication,
+    /// no other bdi looked at).
+    #[inline]
+    pub fn add_uncapped(&mut self, b: &Bdi, x: u64, nr: u64) {
+        self.uncapped_events = self.uncapped_events.saturating_add(nr);
+        if !self.stale {
+            self.stale = (self.rest0 as u128) * (x as u128)
+                >= (b.room as u128) * (self.uncapped_events as u128);
+        }
+    }
+
+    /// Whether a bdi has outgrown its room since the last recompute.
+    pub fn stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
+    /// idle floor and the final clip. O(1).
+    #[inline]
+    pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64) -> u64 {
+        let committed = self.committed(thresh);
+        let scale = |v: u64| {
+            if committed > thresh {
+                mul_div(v, thresh, committed)
+            } else {
+                v
+            }
+        };
+        if b.capped {
+            let l = if b.capped_at_min { b.min } else { b.max };
+            return scale(l.resolve(thresh));
+        }
+        let floor = b.min.resolve(thresh);
+        let room = b.max.resolve(thresh).saturating_sub(floor);
+        let share = if self.uncapped_events == 0 {
+            0
+        } else {
+            mul_div(self.rest(thresh), x, self.uncapped_events)
+        };
+        scale(floor).saturating_add(share.min(room))
+    }
+}
