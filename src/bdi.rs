@@ -69,6 +69,7 @@ impl Limit {
     }
 }
 
+#[cfg(feature = "fmt")]
 impl core::fmt::Debug for Limit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.as_pages() {
@@ -79,12 +80,14 @@ impl core::fmt::Debug for Limit {
 }
 
 /// A bdi's handle in its domain: the index of its slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct BdiId(pub u32);
 
 /// One slot of a domain's caller-provided storage. The all-zero bit pattern
 /// is a valid (free) slot, so C may hand over `kzalloc`ed memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Bdi {
     /// `wb->completions`: this bdi's floating proportion of completions.
     pub(crate) completions: FpropLocal,

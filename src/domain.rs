@@ -28,7 +28,8 @@ use crate::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use fixed::types::U32F32;
 
 /// How a domain computes thresholds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct DomainConfig {
     pub policy: Policy,
     pub bytes_mode: BytesMode,
@@ -67,7 +68,7 @@ impl DomainConfig {
 }
 
 /// A writeback domain over caller-provided bdi slots.
-#[derive(Debug)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Domain<'a> {
     slots: &'a mut [Bdi],
     cfg: DomainConfig,

@@ -2,10 +2,12 @@
 //!
 //! A call that returns an error has changed nothing.
 
+#[cfg(feature = "fmt")]
 use core::fmt;
 
 /// Why a call was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub enum Error {
     /// A ratio above 100% (percent > 100 or ppm > 1,000,000), or a vm
     /// setting outside the kernel's sysctl bounds. `-EINVAL`.
@@ -42,6 +44,7 @@ impl Error {
     }
 }
 
+#[cfg(feature = "fmt")]
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

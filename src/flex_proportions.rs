@@ -23,7 +23,8 @@ pub const FPROP_FRAC_BASE: u32 = 1 << FPROP_FRAC_SHIFT;
 
 /// A fraction `numerator / denominator` with `0 <= numerator <= denominator`
 /// and `denominator > 0`, as `fprop_fraction_percpu()` returns it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Fraction {
     pub numerator: u64,
     pub denominator: u64,
@@ -56,7 +57,8 @@ impl Fraction {
 }
 
 /// The global side (`struct fprop_global`): the event count and the period number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct FpropGlobal {
     events: u64,
     period: u32,
@@ -112,7 +114,8 @@ impl FpropGlobal {
 
 /// The per-bdi side (`struct fprop_local_percpu`): a count and the period it
 /// was last aged to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct FpropLocal {
     events: u64,
     period: u32,

@@ -18,7 +18,8 @@ use crate::PAGE_SIZE;
 
 /// The vm.dirty_* sysctls. As in the kernel, a ratio and its bytes
 /// counterpart exclude each other: setting one clears the other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct VmDirtyConfig {
     /// `vm.dirty_ratio`, percent of dirtyable memory (default 20).
     pub dirty_ratio: u32,
@@ -84,7 +85,8 @@ impl VmDirtyConfig {
 }
 
 /// Memory counters in pages, as in /proc/vmstat.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct MemInfo {
     /// `nr_free_pages`.
     pub free: u64,
@@ -103,7 +105,8 @@ pub fn global_dirtyable_memory(m: &MemInfo) -> u64 {
 }
 
 /// The limits of one domain, in pages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct DirtyLimits {
     /// Dirtyable memory the limits were computed from.
     pub avail: u64,

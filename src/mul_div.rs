@@ -20,7 +20,7 @@ pub fn div128(hi: u64, lo: u64, d: u64) -> Option<u64> {
         return None;
     }
     if hi == 0 {
-        return Some(lo / d);
+        return lo.checked_div(d);
     }
     // Normalise so that the divisor's top bit is set (d > hi > 0, so d != 0).
     let s = d.leading_zeros();
@@ -47,11 +47,11 @@ pub fn div128(hi: u64, lo: u64, d: u64) -> Option<u64> {
 /// One step of algorithm D: the 32-bit quotient digit of `(u:next) / (vn1:vn0)`.
 /// The `q < B` test short-circuits before `q * vn0`, so no product overflows.
 fn quotient_digit(u: u64, next: u64, vn1: u64, vn0: u64) -> u64 {
-    let mut q = u / vn1;
+    let mut q = u.checked_div(vn1).unwrap_or(0);
     let mut rhat = u - q.wrapping_mul(vn1);
     while q >= B || q.wrapping_mul(vn0) > rhat.wrapping_mul(B).wrapping_add(next) {
-        q -= 1;
-        rhat += vn1;
+        q = q.wrapping_sub(1);
+        rhat = rhat.wrapping_add(vn1);
         if rhat >= B {
             break;
         }

@@ -14,7 +14,8 @@
 pub const DEFAULT_PERIOD_MS: u64 = 3000;
 
 /// The deadline of the next period, or stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct PeriodClock {
     len: u64,
     period_time: u64,
@@ -60,7 +61,7 @@ impl PeriodClock {
         if self.period_time == 0 || now < self.period_time {
             return 0;
         }
-        let missed = (now - self.period_time) / self.len;
+        let missed = (now - self.period_time).checked_div(self.len).unwrap_or(0);
         u32::try_from(missed.saturating_add(1)).unwrap_or(u32::MAX)
     }
 

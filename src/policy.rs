@@ -11,7 +11,8 @@
 //! | [`Policy::Redistribute`] | all | water-filled: `min(cap, λ·f·P)` | yes (switch) |
 
 /// How the pool is shared.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub enum Policy {
     /// v2.6.24: every completion counted, `wb_thresh = P·f + T·min` clipped
     /// to `T·max`; what the clip removes is allocated to nobody.
@@ -46,7 +47,8 @@ impl Policy {
 }
 
 /// What `min_bytes`/`max_bytes` become.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub enum BytesMode {
     /// Kept in pages and resolved against the current `T` at each query.
     #[default]

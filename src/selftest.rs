@@ -14,7 +14,8 @@ use crate::mul_div::mul_div;
 use crate::policy::Policy;
 
 /// The first case that failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Failure(pub &'static str);
 
 fn check(ok: bool, name: &'static str) -> Result<(), Failure> {

@@ -36,7 +36,8 @@ use crate::mul_div::mul_div;
 use crate::RATIO_FINE_MAX;
 
 /// What the last recompute decided, in the form the hot paths use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WaterLevel {
     /// Ratio part (ppm of `T`) of the floors of uncapped and caps of capped bdis.
     committed_ppm: u64,

@@ -66,7 +66,8 @@ pub fn wb_bg_thresh(wb_thresh: u64, lim: &DirtyLimits) -> u64 {
 }
 
 /// A bdi's threshold and background threshold.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WbLimits {
     pub wb_thresh: u64,
     pub wb_bg_thresh: u64,
