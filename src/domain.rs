@@ -381,6 +381,12 @@ impl<'a> Domain<'a> {
         }
     }
 
+    /// Recomputes `Redistribute`'s water level now (O(n), see the module
+    /// doc); the domain already does so whenever its inputs call for it.
+    pub fn rebalance(&mut self) {
+        self.recompute();
+    }
+
     /// `max_prop_frac` of a bdi: its cap in 1/1024 (`bdi_set_max_ratio()`).
     fn max_prop_frac(&self, b: &Bdi) -> u32 {
         let ppm = b.max.ppm_at(self.ref_thresh()).unwrap_or(0);
@@ -492,6 +498,21 @@ impl<'a> Domain<'a> {
             self.level.uncapped_events(),
         );
         Some(U32F32::from_bits(mul_div(per_event, 1 << 32, pool)))
+    }
+
+    /// The slots, live and free (for inspection; ids index this slice).
+    pub fn slots(&self) -> &[Bdi] {
+        self.slots
+    }
+
+    /// `bdi_min_ratio`: the floors of all bdis, as (ppm of `T`, pages).
+    pub fn sum_min(&self) -> (u64, u64) {
+        (self.sum_min_ppm, self.sum_min_pages)
+    }
+
+    /// `Redistribute`'s state from the last recompute.
+    pub fn water_level_state(&self) -> &WaterLevel {
+        &self.level
     }
 
     /// How many bdis `Redistribute` found at their cap at the last recompute.

@@ -49,6 +49,10 @@ pub struct WaterLevel {
     capped: u32,
     /// `R(t0)`: the pool left for uncapped bdis at the recompute.
     rest0: u64,
+    /// The threshold of the last recompute, and what it committed exactly
+    /// (each floor and cap rounded on its own) at that threshold.
+    t0: u64,
+    committed0: u64,
     /// An uncapped bdi's share has reached its room since the recompute.
     stale: bool,
 }
@@ -160,7 +164,7 @@ impl WaterLevel {
 
         let mut level = WaterLevel {
             capped,
-            rest0: rest,
+            t0,
             ..WaterLevel::default()
         };
         for b in slots.iter().filter(|b| b.live) {
@@ -169,18 +173,25 @@ impl WaterLevel {
                 _ => b.min,
             };
             commit(&mut level.committed_ppm, &mut level.committed_pages, l);
+            level.committed0 = level.committed0.saturating_add(l.resolve(t0));
             if !b.capped {
                 level.uncapped_events = level
                     .uncapped_events
                     .saturating_add(b.completions.events(g));
             }
         }
+        level.rest0 = level.rest(t0);
         level
     }
 
-    /// Pages committed to floors and caps at threshold `thresh`.
+    /// Pages committed to floors and caps at threshold `thresh`: exact at the
+    /// recompute's threshold, else from the aggregates, rounded so that it is
+    /// never less than the sum of the individually rounded limits.
     #[inline]
     pub fn committed(&self, thresh: u64) -> u64 {
+        if thresh == self.t0 {
+            return self.committed0;
+        }
         mul_div(thresh, self.committed_ppm, RATIO_FINE_MAX as u64)
             .saturating_add(self.committed_pages)
     }
