@@ -359,16 +359,17 @@ impl<'a> Domain<'a> {
         b.max.ppm_at(self.ref_thresh()).ok_or(Error::NoDirtyThresh)
     }
 
-    /// `bdi_get_min_bytes()`: the floor in bytes at threshold `thresh`.
+    /// `bdi_get_min_bytes()`: the floor in bytes at threshold `thresh`
+    /// (a ratio converted as the kernel does, rounding in bytes).
     pub fn min_bytes(&self, id: BdiId, thresh: u64) -> Result<u64, Error> {
         let b = self.bdi(id).ok_or(Error::UnknownBdi)?;
-        Ok(b.min.resolve(thresh).saturating_mul(PAGE_SIZE))
+        Ok(limit_bytes(b.min, thresh))
     }
 
     /// `bdi_get_max_bytes()`: the cap in bytes at threshold `thresh`.
     pub fn max_bytes(&self, id: BdiId, thresh: u64) -> Result<u64, Error> {
         let b = self.bdi(id).ok_or(Error::UnknownBdi)?;
-        Ok(b.max.resolve(thresh).saturating_mul(PAGE_SIZE))
+        Ok(limit_bytes(b.max, thresh))
     }
 
     /// Sets the domain's dirty limit `T` (`dom->dirty_limit`), used for the
@@ -518,5 +519,19 @@ impl<'a> Domain<'a> {
     /// How many bdis `Redistribute` found at their cap at the last recompute.
     pub fn capped_count(&self) -> u32 {
         self.level.capped()
+    }
+}
+
+/// `bdi_get_bytes()`: `thresh * PAGE_SIZE * ppm / 10^6` for a ratio; a pages
+/// limit is its pages in bytes.
+fn limit_bytes(l: Limit, thresh: u64) -> u64 {
+    match (l.as_pages(), l.as_ratio()) {
+        (Some(p), _) => p.saturating_mul(PAGE_SIZE),
+        (None, Some(ppm)) => mul_div(
+            thresh.saturating_mul(PAGE_SIZE),
+            u64::from(ppm),
+            u64::from(RATIO_FINE_MAX),
+        ),
+        (None, None) => 0,
     }
 }

@@ -31,7 +31,7 @@ impl PeriodClock {
     }
 
     /// The period length.
-    pub fn len(&self) -> u64 {
+    pub fn period_len(&self) -> u64 {
         self.len
     }
 

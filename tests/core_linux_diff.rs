@@ -182,10 +182,10 @@ proptest! {
             }
             for &(t, dirty) in &queries {
                 let dirty = dirty % (2 * t);
-                for i in 0..n {
-                    prop_assert_eq!(u128::from(d.wb_thresh(ids[i], t, dirty)), p.wb_thresh(i, t.into(), dirty.into()),
+                for (i, &id) in ids.iter().enumerate() {
+                    prop_assert_eq!(u128::from(d.wb_thresh(id, t, dirty)), p.wb_thresh(i, t.into(), dirty.into()),
                         "bdi {} T {} dirty {}", i, t, dirty);
-                    let f = d.fraction(ids[i]);
+                    let f = d.fraction(id);
                     prop_assert!(f.numerator <= f.denominator && f.denominator > 0);
                 }
             }

@@ -100,7 +100,10 @@ fn knobs_and_the_sample_reader() {
     // roughly DirtyThresh (the limit moved between the two reads).
     let max_bytes = k.max_bytes.unwrap();
     let thresh_bytes = 4_812_488u64 * 1024;
-    assert!(max_bytes.abs_diff(thresh_bytes) < thresh_bytes / 50, "{max_bytes}");
+    assert!(
+        max_bytes.abs_diff(thresh_bytes) < thresh_bytes / 50,
+        "{max_bytes}"
+    );
     assert!(sysfs::read_knobs(&paths, "no-such-bdi").unwrap().is_none());
 
     let sample = sysfs::read_sample(&paths, std::time::Duration::ZERO).unwrap();
