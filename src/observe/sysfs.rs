@@ -370,3 +370,41 @@ pub fn read_sample(paths: &KernelPaths, t: Duration) -> Result<Sample> {
     }
     Ok(Sample { t, vmstat, bdis })
 }
+
+/// Copies the files `observe` reads into `dest`, laid out like the live system (for tests
+/// and bug reports): `proc/vmstat`, then per bdi `stats`, `wb_stats` and the knobs, then
+/// `proc/vmstat.after`.
+pub fn capture_tree(paths: &KernelPaths, dest: &Path) -> Result<()> {
+    let copy = |from: PathBuf, rel: &Path| -> Result<()> {
+        let to = dest.join(rel);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| ObserveError::io_path("creating", parent, e))?;
+        }
+        match fs::read(&from) {
+            Ok(bytes) => {
+                fs::write(&to, bytes).map_err(|e| ObserveError::io_path("writing", &to, e))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ObserveError::io_path("reading", &from, e)),
+        }
+    };
+    copy(paths.vmstat(), Path::new("proc/vmstat"))?;
+    for bdi in list_bdis(paths)? {
+        let dbg = Path::new("sys/kernel/debug/bdi").join(&bdi);
+        copy(paths.stats(&bdi), &dbg.join("stats"))?;
+        copy(paths.wb_stats(&bdi), &dbg.join("wb_stats"))?;
+        let class = Path::new("sys/class/bdi").join(&bdi);
+        for knob in [
+            "min_ratio",
+            "min_ratio_fine",
+            "max_ratio",
+            "max_ratio_fine",
+            "min_bytes",
+            "max_bytes",
+            "strict_limit",
+        ] {
+            copy(paths.knob(&bdi, knob), &class.join(knob))?;
+        }
+    }
+    copy(paths.vmstat(), Path::new("proc/vmstat.after"))
+}

@@ -1,0 +1,730 @@
+//! `dirtylimit crosscheck`: a bounded experiment that holds the `Linux` model against the
+//! running kernel.
+//!
+//! Two ext4 filesystems on loop devices (`losetup --direct-io=on`, so the image files on the
+//! host disk are written with O_DIRECT and do not add page cache of their own), and, when
+//! `/dev/fuse` is usable, a FUSE mount served by [`super::fusefs`]. Writer threads of this
+//! process dirty pages at fixed rates in phases:
+//!
+//! 0. `idle`: nothing (a few seconds of baseline, not scored);
+//! 1. `A alone`: writer A;
+//! 2. `A+B`: writer B starts beside A;
+//! 3. `A max_ratio→N%`: A's `max_ratio` is lowered while both keep writing;
+//! 4. `B+FUSE`: A stops (its `max_ratio` restored), a writer on the FUSE mount starts beside B.
+//!
+//! `vm.dirty_bytes`/`vm.dirty_background_bytes` are lowered for the run (default 256/32 MiB) so
+//! that background writeback runs continuously and completions follow the writers' rates
+//! instead of the 30 s expiry; they are restored at the end. Everything is recorded with the
+//! `observe` sampler; per phase, after a settling time, the model's median relative error
+//! against `BdiDirtyThresh` is reported per bdi, with the kernel's unused share beside the
+//! model's and the `Redistribute` counterfactual's.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::string::String;
+use std::time::Duration;
+use std::vec::Vec;
+use std::{eprintln, format, print, println, vec, writeln};
+
+use super::error::{ObserveError, Result};
+use super::lab::{self, Lab};
+use super::model::{BdiRow, StepSummary, TrackerConfig};
+use super::run::{parse_seconds, preflight, sample_loop, CsvRecord, Flow, Labels};
+use super::signal;
+use super::sysfs::{self, KernelPaths};
+
+const MIB: u64 = 1 << 20;
+
+/// Arguments of `dirtylimit crosscheck`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CrosscheckArgs {
+    /// When the experiment cannot run here (not root, no debugfs, no loop devices or tools),
+    /// print why and exit 0 instead of failing.
+    #[arg(long)]
+    pub skip_unavailable: bool,
+    /// Length of each writing phase, seconds.
+    #[arg(long, default_value = "25", value_parser = parse_seconds)]
+    pub phase: Duration,
+    /// Seconds at the start of each phase that are not scored (3 periods by default).
+    #[arg(long, default_value = "9", value_parser = parse_seconds)]
+    pub settle: Duration,
+    /// Seconds of idle baseline before the first writer starts.
+    #[arg(long, default_value = "3", value_parser = parse_seconds)]
+    pub baseline: Duration,
+    /// Seconds between samples.
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    pub interval: Duration,
+    /// Writer A's rate, MiB/s.
+    #[arg(long, default_value_t = 48)]
+    pub rate_a: u64,
+    /// Writer B's rate, MiB/s.
+    #[arg(long, default_value_t = 16)]
+    pub rate_b: u64,
+    /// The FUSE writer's rate, MiB/s.
+    #[arg(long, default_value_t = 16)]
+    pub rate_fuse: u64,
+    /// The FUSE server's speed, MiB/s (0: as fast as it can).
+    #[arg(long, default_value_t = 0)]
+    pub fuse_server_rate: u64,
+    /// The max_ratio (percent) A is lowered to in phase 3.
+    #[arg(long, default_value_t = 10)]
+    pub lowered_max_ratio: u64,
+    /// vm.dirty_bytes during the run, MiB (0 keeps the host's dirty settings).
+    #[arg(long, default_value_t = 256)]
+    pub dirty_mib: u64,
+    /// vm.dirty_background_bytes during the run, MiB.
+    #[arg(long, default_value_t = 32)]
+    pub background_mib: u64,
+    /// Size of each loop image, MiB (sparse); the writers wrap around in half of it.
+    #[arg(long, default_value_t = 1024)]
+    pub image_mib: u64,
+    /// Leave out the FUSE phase.
+    #[arg(long)]
+    pub no_fuse: bool,
+    /// Directory for the image files and mount points.
+    #[arg(long, default_value = "/var/tmp")]
+    pub dir: PathBuf,
+    /// Record every sample to this CSV file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the result table (Markdown) to this file.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    /// Copy the kernel's files (vmstat, bdi stats, knobs) mid-way through the last phase into
+    /// this directory, laid out like the live system (test data for the parsers).
+    #[arg(long, value_name = "DIR")]
+    pub capture: Option<PathBuf>,
+    /// Median relative error a bdi may have in a phase.
+    #[arg(long, default_value_t = 0.05)]
+    pub target: f64,
+    /// Exit with status 3 when some phase misses the target.
+    #[arg(long)]
+    pub fail_over_target: bool,
+    /// Say what is being set up and torn down.
+    #[arg(long)]
+    pub verbose: bool,
+    /// No per-sample lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What the environment offers.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub fuse: Result<(), String>,
+}
+
+fn unavailable(why: impl Into<String>) -> ObserveError {
+    ObserveError::Unavailable(why.into())
+}
+
+/// Checks that the experiment can run; `Err(Unavailable)` says why not.
+pub fn check_environment(args: &CrosscheckArgs) -> Result<Environment> {
+    match sysfs::effective_uid() {
+        Ok(0) => {}
+        Ok(uid) => return Err(unavailable(format!("not root (effective uid {uid})"))),
+        Err(e) => return Err(unavailable(format!("cannot tell the uid: {e}"))),
+    }
+    match preflight(&KernelPaths::host()) {
+        Ok(()) => {}
+        Err(ObserveError::Unavailable(w)) => return Err(unavailable(w)),
+        Err(e) => return Err(unavailable(format!("{e}"))),
+    }
+    for tool in ["losetup", "mkfs.ext4", "mount", "umount"] {
+        if !lab::have_program(tool) {
+            return Err(unavailable(format!("`{tool}` is not installed")));
+        }
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        return Err(unavailable("no loop devices (/dev/loop-control missing)"));
+    }
+    if let Err(e) = lab::run_cmd("losetup", ["--find"]) {
+        return Err(unavailable(format!("no free loop device: {e}")));
+    }
+    let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let has_fs = |name: &str, list: &str| {
+        list.lines()
+            .any(|l| l.split_whitespace().last() == Some(name))
+    };
+    if !has_fs("ext4", &filesystems) {
+        let _ = lab::run_cmd("modprobe", ["ext4"]);
+        let again = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+        if !has_fs("ext4", &again) {
+            return Err(unavailable("the kernel has no ext4"));
+        }
+    }
+    if args.dirty_mib > 0 {
+        for n in ["dirty_bytes", "dirty_background_bytes"] {
+            let p = Path::new("/proc/sys/vm").join(n);
+            if let Err(e) = fs::OpenOptions::new().write(true).open(&p) {
+                return Err(unavailable(format!(
+                    "cannot change {} ({e}); --dirty-mib 0 keeps the host's settings",
+                    p.display()
+                )));
+            }
+        }
+    }
+    if !args.dir.is_dir() {
+        return Err(ObserveError::Usage(format!(
+            "--dir {}: not a directory",
+            args.dir.display()
+        )));
+    }
+    let fuse = if args.no_fuse {
+        Err(String::from("--no-fuse"))
+    } else if !has_fs("fuse", &filesystems) && lab::run_cmd("modprobe", ["fuse"]).is_err() {
+        Err(String::from("the kernel has no fuse filesystem"))
+    } else {
+        match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("/dev/fuse: {e}")),
+        }
+    };
+    Ok(Environment { fuse })
+}
+
+/// One scored observation of one bdi.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Obs {
+    pub phase: usize,
+    /// Seconds since the phase began.
+    pub since: f64,
+    pub bdi: String,
+    pub written: u64,
+    pub kernel: u64,
+    pub linux: u64,
+    pub redis: u64,
+    pub rel_err: Option<f64>,
+    pub band_err: Option<f64>,
+    pub active: bool,
+}
+
+/// One phase's totals of one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SumObs {
+    pub phase: usize,
+    pub since: f64,
+    pub unused_kernel: Option<f64>,
+    pub unused_linux: Option<f64>,
+    pub unused_redis: Option<f64>,
+}
+
+/// Median of the values (sorted in place); `None` if empty.
+pub fn median(v: &mut [f64]) -> Option<f64> {
+    quantile(v, 0.5)
+}
+
+/// The `q` quantile (nearest rank, `0 ≤ q ≤ 1`) of the values (sorted in place).
+pub fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if (q - 0.5).abs() < f64::EPSILON && n % 2 == 0 {
+        let hi = n / 2;
+        return Some((v[hi - 1] + v[hi]) / 2.0);
+    }
+    let idx = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+    Some(v[idx])
+}
+
+/// A bdi's result in one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BdiResult {
+    pub phase: usize,
+    pub bdi: String,
+    pub role: String,
+    pub samples: usize,
+    /// Completions, MiB/s, over the scored samples.
+    pub written_mibs: f64,
+    pub kernel_mib: f64,
+    pub model_mib: f64,
+    pub redis_mib: f64,
+    pub median_err: Option<f64>,
+    pub p90_err: Option<f64>,
+    pub median_band_err: Option<f64>,
+}
+
+/// A phase's unused shares (medians over the scored samples).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseResult {
+    pub phase: usize,
+    pub name: String,
+    pub samples: usize,
+    pub unused_kernel: Option<f64>,
+    pub unused_linux: Option<f64>,
+    pub unused_redis: Option<f64>,
+}
+
+/// Scores the observations: per phase and bdi (those in `roles`), samples with
+/// `since >= settle` only.
+pub fn score(
+    obs: &[Obs],
+    sums: &[SumObs],
+    phases: &[String],
+    roles: &[(String, String)],
+    settle: f64,
+    interval: f64,
+) -> (Vec<BdiResult>, Vec<PhaseResult>) {
+    let mib = |p: f64| p * 4096.0 / MIB as f64;
+    let mut out = Vec::new();
+    let mut pout = Vec::new();
+    for (pi, pname) in phases.iter().enumerate() {
+        for (bdi, role) in roles {
+            let sel: Vec<&Obs> = obs
+                .iter()
+                .filter(|o| o.phase == pi && &o.bdi == bdi && o.since >= settle)
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let mut errs: Vec<f64> = sel.iter().filter_map(|o| o.rel_err.map(f64::abs)).collect();
+            let mut bands: Vec<f64> = sel.iter().filter_map(|o| o.band_err).collect();
+            let mut k: Vec<f64> = sel.iter().map(|o| o.kernel as f64).collect();
+            let mut m: Vec<f64> = sel.iter().map(|o| o.linux as f64).collect();
+            let mut r: Vec<f64> = sel.iter().map(|o| o.redis as f64).collect();
+            let written: u64 = sel.iter().map(|o| o.written).sum();
+            out.push(BdiResult {
+                phase: pi,
+                bdi: bdi.clone(),
+                role: role.clone(),
+                samples: sel.len(),
+                written_mibs: mib(written as f64) / (sel.len() as f64 * interval.max(1e-3)),
+                kernel_mib: median(&mut k).map(mib).unwrap_or(0.0),
+                model_mib: median(&mut m).map(mib).unwrap_or(0.0),
+                redis_mib: median(&mut r).map(mib).unwrap_or(0.0),
+                median_err: median(&mut errs.clone()),
+                p90_err: quantile(&mut errs, 0.9),
+                median_band_err: median(&mut bands),
+            });
+        }
+        let s: Vec<&SumObs> = sums
+            .iter()
+            .filter(|s| s.phase == pi && s.since >= settle)
+            .collect();
+        let med = |f: &dyn Fn(&SumObs) -> Option<f64>| {
+            let mut v: Vec<f64> = s.iter().filter_map(|x| f(x)).collect();
+            median(&mut v)
+        };
+        pout.push(PhaseResult {
+            phase: pi,
+            name: pname.clone(),
+            samples: s.len(),
+            unused_kernel: med(&|x| x.unused_kernel),
+            unused_linux: med(&|x| x.unused_linux),
+            unused_redis: med(&|x| x.unused_redis),
+        });
+    }
+    (out, pout)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", x * 100.0))
+        .unwrap_or_else(|| String::from("–"))
+}
+
+fn pct2(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.2}%", x * 100.0))
+        .unwrap_or_else(|| String::from("–"))
+}
+
+/// The result as a Markdown table.
+pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, target: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| phase | bdi | written MiB/s | kernel BdiDirtyThresh MiB | model MiB | median \\|err\\| | p90 \\|err\\| | median err outside dirty band | Redistribute MiB |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        let pname = phases.get(r.phase).map(|p| p.name.as_str()).unwrap_or("?");
+        let mark = match r.median_err {
+            Some(e) if e > target => " ✗",
+            _ => "",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} ({}) | {:.1} | {:.1} | {:.1} | {}{} | {} | {} | {:.1} |",
+            pname,
+            r.role,
+            r.bdi,
+            r.written_mibs,
+            r.kernel_mib,
+            r.model_mib,
+            pct2(r.median_err),
+            mark,
+            pct2(r.p90_err),
+            pct2(r.median_band_err),
+            r.redis_mib
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| phase | samples scored | kernel unused share | model (Linux) unused share | Redistribute unused share |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    for p in phases {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            p.name,
+            p.samples,
+            pct(p.unused_kernel),
+            pct(p.unused_linux),
+            pct(p.unused_redis)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nScored: samples from {settle:.0} s after each phase began. Unused share: 1 − Σ BdiDirtyThresh / DirtyThresh over the bdis with a positive completion fraction in the model."
+    );
+    s
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    StartA,
+    StartB,
+    LowerA,
+    StopAStartFuse,
+    End,
+}
+
+/// `dirtylimit crosscheck`. Exit 0 on a completed run (or a skip with
+/// `--skip-unavailable`), 3 with `--fail-over-target` when the target is missed.
+pub fn run_crosscheck(args: &CrosscheckArgs) -> Result<ExitCode> {
+    if args.settle >= args.phase {
+        return Err(ObserveError::Usage(String::from(
+            "--settle must be shorter than --phase",
+        )));
+    }
+    if !(1..=100).contains(&args.lowered_max_ratio) {
+        return Err(ObserveError::Usage(String::from(
+            "--lowered-max-ratio must be 1..=100",
+        )));
+    }
+    if args.dirty_mib > 0 && args.background_mib >= args.dirty_mib {
+        return Err(ObserveError::Usage(String::from(
+            "--background-mib must be below --dirty-mib",
+        )));
+    }
+    let env = match check_environment(args) {
+        Ok(env) => env,
+        Err(ObserveError::Unavailable(why)) if args.skip_unavailable => {
+            println!("crosscheck skipped: {why}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e),
+    };
+    signal::install()?;
+    let mut lab = Lab::new(&args.dir, args.verbose)?;
+    let res = experiment(&mut lab, args, &env);
+    let cleanup_errors = lab.cleanup();
+    for e in &cleanup_errors {
+        eprintln!("crosscheck: cleanup failed: {e}");
+    }
+    let (table, met) = res?;
+    if !cleanup_errors.is_empty() {
+        return Err(ObserveError::Other(format!(
+            "the experiment ran, but cleanup failed ({} problems, see above)",
+            cleanup_errors.len()
+        )));
+    }
+    print!("{table}");
+    if let Some(p) = &args.table {
+        fs::write(p, &table).map_err(|e| ObserveError::io_path("writing", p, e))?;
+    }
+    if met {
+        println!(
+            "crosscheck: every scored bdi is within {:.0}% median error in every phase",
+            args.target * 100.0
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "crosscheck: some phase has a median error above {:.0}% (marked ✗)",
+            args.target * 100.0
+        );
+        Ok(if args.fail_over_target {
+            ExitCode::from(3)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result<(String, bool)> {
+    let paths = KernelPaths::host();
+    let image = args.image_mib.max(64) * MIB;
+    let file_size = image / 2;
+    // Two loop devices with ext4.
+    let mut mounts = Vec::new();
+    for name in ["a", "b"] {
+        let img = lab.image(&format!("{name}.img"), image)?;
+        let dev = lab.attach_loop(&img)?;
+        lab.mkfs_ext4(&dev)?;
+        let dir = lab.subdir(name)?;
+        lab.mount(&dev, &dir)?;
+        let bdi = lab::bdi_of(&dir)?;
+        mounts.push((dir, dev, bdi));
+        signal::check()?;
+    }
+    let (dir_a, dev_a, bdi_a) = mounts[0].clone();
+    let (dir_b, dev_b, bdi_b) = mounts[1].clone();
+    let mut labels = Labels::default();
+    labels.set(&bdi_a, &format!("A {}", dev_a.trim_start_matches("/dev/")));
+    labels.set(&bdi_b, &format!("B {}", dev_b.trim_start_matches("/dev/")));
+    let mut roles = vec![
+        (
+            bdi_a.clone(),
+            format!("A {}", dev_a.trim_start_matches("/dev/")),
+        ),
+        (
+            bdi_b.clone(),
+            format!("B {}", dev_b.trim_start_matches("/dev/")),
+        ),
+    ];
+
+    // FUSE beside them, when usable.
+    let mut fuse: Option<(PathBuf, String)> = None;
+    match &env.fuse {
+        Ok(()) => {
+            let dir = lab.subdir("fuse")?;
+            lab.mount_fuse(&dir, args.fuse_server_rate * MIB)?;
+            let bdi = lab::bdi_of(&dir)?;
+            labels.set(&bdi, "FUSE sink");
+            roles.push((bdi.clone(), String::from("FUSE sink")));
+            fuse = Some((dir, bdi));
+        }
+        Err(why) => println!("crosscheck: no FUSE phase: {why}"),
+    }
+    if args.dirty_mib > 0 {
+        lab.set_dirty_bytes(args.dirty_mib * MIB, args.background_mib * MIB)?;
+    }
+    // Let the setup's writeback (mkfs, journal) finish before the baseline.
+    let _ = lab::run_cmd("sync", std::iter::empty::<&str>());
+
+    let lowered = format!("A max_ratio→{}%", args.lowered_max_ratio);
+    let mut phase_names = vec![
+        String::from("idle"),
+        String::from("A alone"),
+        String::from("A+B"),
+        lowered,
+    ];
+    if fuse.is_some() {
+        phase_names.push(String::from("B+FUSE"));
+    }
+    let n_phases = phase_names.len();
+    let base = args.baseline.as_secs_f64();
+    let plen = args.phase.as_secs_f64();
+    // When each phase after `idle` begins, and what happens then.
+    let mut schedule: Vec<(f64, Action)> = vec![
+        (base, Action::StartA),
+        (base + plen, Action::StartB),
+        (base + 2.0 * plen, Action::LowerA),
+    ];
+    if fuse.is_some() {
+        schedule.push((base + 3.0 * plen, Action::StopAStartFuse));
+    }
+    schedule.push((base + (n_phases - 1) as f64 * plen, Action::End));
+
+    let mut csv = match &args.csv {
+        Some(p) => Some(CsvRecord::create(p)?),
+        None => None,
+    };
+    let mut obs: Vec<Obs> = Vec::new();
+    let mut sums: Vec<SumObs> = Vec::new();
+    let mut phase = 0usize;
+    let mut phase_start = 0.0f64;
+    let mut next = 0usize;
+    let mut captured = false;
+    let roles_map: BTreeMap<String, String> = roles.iter().cloned().collect();
+    let a_file = dir_a.join("data");
+    let b_file = dir_b.join("data");
+    println!(
+        "crosscheck: A = {dev_a} (bdi {bdi_a}) at {} MiB/s, B = {dev_b} (bdi {bdi_b}) at {} MiB/s{}; {} phases of {:.0} s",
+        args.rate_a,
+        args.rate_b,
+        fuse.as_ref()
+            .map(|(_, b)| format!(", FUSE sink (bdi {b}) at {} MiB/s", args.rate_fuse))
+            .unwrap_or_default(),
+        n_phases - 1,
+        plen
+    );
+
+    let res = sample_loop(
+        &paths,
+        args.interval,
+        None,
+        256,
+        TrackerConfig::default(),
+        |sample, rows: &[BdiRow], sum: &StepSummary| {
+            if let Some(e) = lab.writer_error() {
+                return Err(ObserveError::Other(e));
+            }
+            let t = sample.t.as_secs_f64();
+            let since = t - phase_start;
+            let pname = phase_names.get(phase).cloned().unwrap_or_default();
+            if let Some(c) = csv.as_mut() {
+                c.write_step(sample.t, rows, sum, &mut labels, &paths, &pname)?;
+            }
+            for r in rows {
+                obs.push(Obs {
+                    phase,
+                    since,
+                    bdi: r.name.clone(),
+                    written: r.written,
+                    kernel: r.kernel,
+                    linux: r.linux,
+                    redis: r.redis,
+                    rel_err: r.rel_err(),
+                    band_err: r.band_err(),
+                    active: r.active(),
+                });
+            }
+            sums.push(SumObs {
+                phase,
+                since,
+                unused_kernel: sum.unused_kernel,
+                unused_linux: sum.unused_linux,
+                unused_redis: sum.unused_redis,
+            });
+            if !args.quiet {
+                let mut line = format!("[{pname:>14}] t={t:6.1}s");
+                for (bdi, role) in &roles {
+                    if let Some(r) = rows.iter().find(|r| &r.name == bdi) {
+                        line.push_str(&format!(
+                            "  {}: {:.1}/{:.1} MiB {}",
+                            role.split(' ').next().unwrap_or(role),
+                            r.kernel as f64 / 256.0,
+                            r.linux as f64 / 256.0,
+                            r.rel_err()
+                                .map(|e| format!("{:+.1}%", e * 100.0))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                line.push_str(&format!(
+                    "  unused k/m/r {}/{}/{}",
+                    pct(sum.unused_kernel),
+                    pct(sum.unused_linux),
+                    pct(sum.unused_redis)
+                ));
+                println!("{line}");
+            }
+            if let (Some(dir), false) = (&args.capture, captured) {
+                if phase + 1 == n_phases && since >= plen / 2.0 {
+                    sysfs::capture_tree(&paths, dir)?;
+                    captured = true;
+                }
+            }
+            // Actions due by now.
+            while let Some(&(at, action)) = schedule.get(next) {
+                if t + 1e-9 < at {
+                    break;
+                }
+                next += 1;
+                match action {
+                    Action::StartA => {
+                        lab.start_writer("A", &a_file, file_size, args.rate_a * MIB)?
+                    }
+                    Action::StartB => {
+                        lab.start_writer("B", &b_file, file_size, args.rate_b * MIB)?
+                    }
+                    Action::LowerA => {
+                        lab.set_knob(&paths, &bdi_a, "max_ratio", args.lowered_max_ratio)?
+                    }
+                    Action::StopAStartFuse => {
+                        lab.stop_writer("A")?;
+                        if let Some((dir, _)) = &fuse {
+                            lab.start_writer(
+                                "FUSE",
+                                &dir.join(super::fusefs::DATA_NAME),
+                                file_size,
+                                args.rate_fuse * MIB,
+                            )?;
+                        }
+                    }
+                    Action::End => return Ok(Flow::Stop),
+                }
+                phase += 1;
+                phase_start = t;
+            }
+            Ok(Flow::Continue)
+        },
+    );
+    if let Some(c) = csv {
+        c.finish()?;
+    }
+    res?;
+    if let Some((true, bytes, cached)) = lab.fuse_stats() {
+        println!(
+            "crosscheck: the FUSE sink received {:.1} MiB in {} writeback requests",
+            bytes as f64 / MIB as f64,
+            cached
+        );
+    } else if let Some((false, _, _)) = lab.fuse_stats() {
+        println!("crosscheck: the kernel refused FUSE writeback caching: FUSE writes bypass the page cache");
+    }
+    if let Some(dir) = &args.capture {
+        if captured {
+            println!("crosscheck: kernel files captured in {}", dir.display());
+        }
+    }
+
+    // Score the experiment's bdis, plus any other bdi that wrote back during the run.
+    let mut score_roles = roles.clone();
+    let mut others: Vec<String> = obs
+        .iter()
+        .filter(|o| o.written > 0 && !roles_map.contains_key(&o.bdi))
+        .map(|o| o.bdi.clone())
+        .collect();
+    others.sort();
+    others.dedup();
+    for o in &others {
+        score_roles.push((
+            o.clone(),
+            format!("other {}", sysfs::describe_bdi(&paths, o)),
+        ));
+    }
+    let (results, phases) = score(
+        &obs,
+        &sums,
+        &phase_names,
+        &score_roles,
+        args.settle.as_secs_f64(),
+        args.interval.as_secs_f64(),
+    );
+    let met = results
+        .iter()
+        .filter(|r| roles_map.contains_key(&r.bdi) && r.phase > 0)
+        .all(|r| r.median_err.map_or(true, |e| e <= args.target));
+    let mut table = markdown(&results, &phases, args.settle.as_secs_f64(), args.target);
+    // Idle bdis sitting at the idle floor: one aggregate line.
+    let mut idle_errs: Vec<f64> = obs
+        .iter()
+        .filter(|o| !o.active && !roles_map.contains_key(&o.bdi) && !others.contains(&o.bdi))
+        .filter_map(|o| o.rel_err.map(f64::abs))
+        .collect();
+    if let Some(m) = median(&mut idle_errs.clone()) {
+        let _ = writeln!(
+            table,
+            "Idle bdis (fraction 0, at the floor (DirtyThresh − dirty)/8): median |err| {:.2}%, p90 {:.2}% over {} readings.",
+            m * 100.0,
+            quantile(&mut idle_errs, 0.9).unwrap_or(0.0) * 100.0,
+            idle_errs.len()
+        );
+    }
+    let _ = std::io::stdout().flush();
+    Ok((table, met))
+}
