@@ -79,6 +79,48 @@ impl core::fmt::Debug for Limit {
     }
 }
 
+/// A sum of limits with the ratio and the pages parts kept apart, so that it
+/// can be resolved against any `T`: the kernel's `bdi_min_ratio` (the sum of
+/// all floors), and what the water level has committed.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
+pub struct LimitSum {
+    /// The ratio limits, ppm of `T`.
+    pub ppm: u64,
+    /// The pages limits.
+    pub pages: u64,
+}
+
+impl LimitSum {
+    /// Adds a limit.
+    pub fn add(&mut self, l: Limit) {
+        match (l.as_pages(), l.as_ratio()) {
+            (Some(p), _) => self.pages = self.pages.saturating_add(p),
+            (None, r) => self.ppm = self.ppm.saturating_add(r.map_or(0, u64::from)),
+        }
+    }
+
+    /// Removes a limit added before.
+    pub fn sub(&mut self, l: Limit) {
+        match (l.as_pages(), l.as_ratio()) {
+            (Some(p), _) => self.pages = self.pages.saturating_sub(p),
+            (None, r) => self.ppm = self.ppm.saturating_sub(r.map_or(0, u64::from)),
+        }
+    }
+
+    /// The sum in pages at threshold `thresh`: `thresh * ppm / 10^6 + pages`,
+    /// never less than the sum of the limits each resolved on its own.
+    pub fn resolve(&self, thresh: u64) -> u64 {
+        mul_div(thresh, self.ppm, RATIO_FINE_MAX as u64).saturating_add(self.pages)
+    }
+
+    /// The sum in ppm of `thresh`, pages converted as `bdi_ratio_from_pages()`.
+    pub fn ppm_at(&self, thresh: u64) -> u64 {
+        let pages = Limit::pages(self.pages).ppm_at(thresh).unwrap_or(0);
+        self.ppm.saturating_add(pages)
+    }
+}
+
 /// A bdi's handle in its domain: the index of its slot.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "fmt", derive(Debug))]

@@ -15,7 +15,7 @@
 //! Every setter validates completely before it changes anything: an `Err`
 //! leaves the whole domain as it was.
 
-use crate::bdi::{Bdi, BdiId, Limit};
+use crate::bdi::{Bdi, BdiId, Limit, LimitSum};
 use crate::error::Error;
 use crate::flex_proportions::{FpropGlobal, FpropLocal, Fraction, FPROP_FRAC_BASE};
 use crate::global_limits::DirtyLimits;
@@ -77,10 +77,8 @@ pub struct Domain<'a> {
     clock: PeriodClock,
     /// `dom->dirty_limit`: the `T` the water level and bytes conversions use.
     dirty_limit: u64,
-    /// `bdi_min_ratio`: the sum of floors given as ratios (ppm).
-    sum_min_ppm: u64,
-    /// The sum of floors given in pages.
-    sum_min_pages: u64,
+    /// `bdi_min_ratio`: the sum of all floors.
+    sum_min: LimitSum,
     level: WaterLevel,
     nr_live: u32,
 }
@@ -99,8 +97,7 @@ impl<'a> Domain<'a> {
             completions: FpropGlobal::new(),
             clock: PeriodClock::new(cfg.period_len),
             dirty_limit: 0,
-            sum_min_ppm: 0,
-            sum_min_pages: 0,
+            sum_min: LimitSum::default(),
             level: WaterLevel::default(),
             nr_live: 0,
         }
@@ -196,33 +193,13 @@ impl<'a> Domain<'a> {
     /// age out with it, as in the kernel.
     pub fn remove_bdi(&mut self, id: BdiId) -> Result<(), Error> {
         let b = *self.bdi(id).ok_or(Error::UnknownBdi)?;
-        self.uncommit_min(b.min);
+        self.sum_min.sub(b.min);
         if let Some(s) = self.slots.get_mut(id.0 as usize) {
             *s = Bdi::EMPTY;
         }
         self.nr_live = self.nr_live.saturating_sub(1);
         self.recompute();
         Ok(())
-    }
-
-    fn uncommit_min(&mut self, l: Limit) {
-        match l.as_pages() {
-            Some(p) => self.sum_min_pages = self.sum_min_pages.saturating_sub(p),
-            None => {
-                let ppm = l.as_ratio().map_or(0, u64::from);
-                self.sum_min_ppm = self.sum_min_ppm.saturating_sub(ppm);
-            }
-        }
-    }
-
-    fn commit_min(&mut self, l: Limit) {
-        match l.as_pages() {
-            Some(p) => self.sum_min_pages = self.sum_min_pages.saturating_add(p),
-            None => {
-                let ppm = l.as_ratio().map_or(0, u64::from);
-                self.sum_min_ppm = self.sum_min_ppm.saturating_add(ppm);
-            }
-        }
     }
 
     /// `bdi_set_min_ratio()`: percent, 0..=100.
@@ -309,14 +286,13 @@ impl<'a> Domain<'a> {
             return Err(Error::MinAboveMax);
         }
         if new_ppm > old_ppm {
-            let pages_ppm = Limit::pages(self.sum_min_pages).ppm_at(t).unwrap_or(0);
-            let sum = self.sum_min_ppm.saturating_add(pages_ppm);
+            let sum = self.sum_min.ppm_at(t);
             if sum - old_ppm.min(sum) + new_ppm >= u64::from(RATIO_FINE_MAX) {
                 return Err(Error::MinSumTooLarge);
             }
         }
-        self.uncommit_min(b.min);
-        self.commit_min(new);
+        self.sum_min.sub(b.min);
+        self.sum_min.add(new);
         if let Some(s) = self.slots.get_mut(id.0 as usize) {
             s.min = new;
         }
@@ -407,9 +383,11 @@ impl<'a> Domain<'a> {
             Policy::Linux => {
                 b.completions.add_max(&mut self.completions, max_frac, nr);
             }
-            Policy::ClipOnly => b.completions.add(&mut self.completions, nr),
-            Policy::Redistribute => {
+            Policy::ClipOnly => {
                 b.completions.add(&mut self.completions, nr);
+            }
+            Policy::Redistribute => {
+                let nr = b.completions.add(&mut self.completions, nr);
                 if !b.capped {
                     let x = b.completions.events(&self.completions);
                     self.level.add_uncapped(b, x, nr);
@@ -456,7 +434,7 @@ impl<'a> Domain<'a> {
         let Some(b) = self.bdi(id) else { return 0 };
         let alloc = match self.cfg.policy {
             Policy::ClipOnly | Policy::Linux => {
-                let pool = wb_thresh::pool(thresh, self.sum_min_ppm, self.sum_min_pages);
+                let pool = wb_thresh::pool(thresh, &self.sum_min);
                 let f = b.completions.fraction(&self.completions);
                 wb_thresh::proportional_share(pool, f).saturating_add(b.min.resolve(thresh))
             }
@@ -489,7 +467,7 @@ impl<'a> Domain<'a> {
         if self.cfg.policy != Policy::Redistribute || self.level.uncapped_events() == 0 {
             return None;
         }
-        let pool = wb_thresh::pool(thresh, self.sum_min_ppm, self.sum_min_pages);
+        let pool = wb_thresh::pool(thresh, &self.sum_min);
         if pool == 0 {
             return None;
         }
@@ -506,9 +484,9 @@ impl<'a> Domain<'a> {
         self.slots
     }
 
-    /// `bdi_min_ratio`: the floors of all bdis, as (ppm of `T`, pages).
-    pub fn sum_min(&self) -> (u64, u64) {
-        (self.sum_min_ppm, self.sum_min_pages)
+    /// `bdi_min_ratio`: the floors of all bdis.
+    pub fn sum_min(&self) -> LimitSum {
+        self.sum_min
     }
 
     /// `Redistribute`'s state from the last recompute.

@@ -106,10 +106,6 @@ impl FpropGlobal {
         self.period = self.period.wrapping_add(periods);
         true
     }
-
-    fn add(&mut self, nr: u64) {
-        self.events = self.events.saturating_add(nr);
-    }
 }
 
 /// The per-bdi side (`struct fprop_local_percpu`): a count and the period it
@@ -150,10 +146,15 @@ impl FpropLocal {
     }
 
     /// `__fprop_add_percpu()`: records `nr` events for this bdi and globally.
-    pub fn add(&mut self, g: &mut FpropGlobal, nr: u64) {
+    /// The global count stops at `u64::MAX` (the kernel's s64 would wrap
+    /// at 2^63): only as many events as still fit are recorded, so every sum
+    /// of local counts stays exact and at most the global count.
+    pub fn add(&mut self, g: &mut FpropGlobal, nr: u64) -> u64 {
         self.reflect_period(g);
+        let nr = nr.min(u64::MAX - g.events);
         self.events = self.events.saturating_add(nr);
-        g.add(nr);
+        g.events += nr;
+        nr
     }
 
     /// `__fprop_add_percpu_max()`: records at most as many of `nr` events as
@@ -180,8 +181,7 @@ impl FpropLocal {
                 nr = div128((n >> 64) as u64, n as u64, room as u64).unwrap_or(nr);
             }
         }
-        self.add(g, nr);
-        nr
+        self.add(g, nr)
     }
 
     /// `fprop_fraction_percpu()`: this bdi's share of the global count.

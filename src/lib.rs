@@ -126,7 +126,7 @@ pub const BDI_RATIO_SCALE: u32 = 10_000;
 /// 100% in fine-ratio units (ppm): `100 * BDI_RATIO_SCALE`.
 pub const RATIO_FINE_MAX: u32 = 100 * BDI_RATIO_SCALE;
 
-pub use bdi::{Bdi, BdiId, Limit};
+pub use bdi::{Bdi, BdiId, Limit, LimitSum};
 pub use domain::{Domain, DomainConfig};
 pub use error::Error;
 pub use global_limits::{DirtyLimits, VmDirtyConfig};

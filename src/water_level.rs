@@ -30,19 +30,16 @@
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
 
-use crate::bdi::{Bdi, Limit};
+use crate::bdi::{Bdi, LimitSum};
 use crate::flex_proportions::FpropGlobal;
 use crate::mul_div::mul_div;
-use crate::RATIO_FINE_MAX;
 
 /// What the last recompute decided, in the form the hot paths use.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WaterLevel {
-    /// Ratio part (ppm of `T`) of the floors of uncapped and caps of capped bdis.
-    committed_ppm: u64,
-    /// Pages part of the same.
-    committed_pages: u64,
+    /// The floors of uncapped bdis and the caps of capped ones.
+    committed: LimitSum,
     /// `S`: the live sum of the uncapped bdis' completion counts.
     uncapped_events: u64,
     /// How many bdis are capped.
@@ -55,14 +52,6 @@ pub struct WaterLevel {
     committed0: u64,
     /// An uncapped bdi's share has reached its room since the recompute.
     stale: bool,
-}
-
-/// Adds a limit to a (ppm, pages) aggregate.
-fn commit(ppm: &mut u64, pages: &mut u64, l: Limit) {
-    match l.as_pages() {
-        Some(p) => *pages = pages.saturating_add(p),
-        None => *ppm = ppm.saturating_add(l.as_ratio().map_or(0, u64::from)),
-    }
 }
 
 /// Heap order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`.
@@ -113,7 +102,7 @@ impl WaterLevel {
     /// Recomputes the capped set for threshold `t0` (the domain's current
     /// `dirty_limit`). Ages every live bdi to the current period first.
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
-        let (mut floor_ppm, mut floor_pages) = (0u64, 0u64);
+        let mut floors = LimitSum::default();
         let mut len = 0usize;
         let mut weight = 0u64;
         for i in 0..slots.len() {
@@ -126,7 +115,7 @@ impl WaterLevel {
             b.room = max.saturating_sub(floor);
             b.capped = false;
             b.capped_at_min = max < floor;
-            commit(&mut floor_ppm, &mut floor_pages, b.min);
+            floors.add(b.min);
             let x = b.completions.events(g);
             if x > 0 {
                 weight = weight.saturating_add(x);
@@ -140,8 +129,7 @@ impl WaterLevel {
             sift_down(slots, g, k, len);
         }
 
-        let committed = mul_div(t0, floor_ppm, RATIO_FINE_MAX as u64).saturating_add(floor_pages);
-        let mut rest = t0.saturating_sub(committed);
+        let mut rest = t0.saturating_sub(floors.resolve(t0));
         let mut capped = 0u32;
         while len > 0 {
             let top = heap_entry(slots, 0);
@@ -172,7 +160,7 @@ impl WaterLevel {
                 (true, false) => b.max,
                 _ => b.min,
             };
-            commit(&mut level.committed_ppm, &mut level.committed_pages, l);
+            level.committed.add(l);
             level.committed0 = level.committed0.saturating_add(l.resolve(t0));
             if !b.capped {
                 level.uncapped_events = level
@@ -192,8 +180,7 @@ impl WaterLevel {
         if thresh == self.t0 {
             return self.committed0;
         }
-        mul_div(thresh, self.committed_ppm, RATIO_FINE_MAX as u64)
-            .saturating_add(self.committed_pages)
+        self.committed.resolve(thresh)
     }
 
     /// `R(T)`: the pool left for uncapped bdis.

@@ -17,6 +17,7 @@
 //! water-filling) and in which completions count; the pool, the floor, the
 //! idle floor and the clip are these functions, used by all of them.
 
+use crate::bdi::LimitSum;
 use crate::flex_proportions::Fraction;
 use crate::global_limits::DirtyLimits;
 use crate::mul_div::mul_div;
@@ -25,9 +26,9 @@ use crate::RATIO_FINE_MAX;
 /// The pool `P = T·(1 − Σmin)`: `T * (10^6 - Σmin_ppm) / 10^6` as the
 /// kernel rounds it, less any floors given in pages.
 #[inline]
-pub fn pool(thresh: u64, sum_min_ppm: u64, sum_min_pages: u64) -> u64 {
-    let free_ppm = (RATIO_FINE_MAX as u64).saturating_sub(sum_min_ppm);
-    mul_div(thresh, free_ppm, RATIO_FINE_MAX as u64).saturating_sub(sum_min_pages)
+pub fn pool(thresh: u64, sum_min: &LimitSum) -> u64 {
+    let free_ppm = (RATIO_FINE_MAX as u64).saturating_sub(sum_min.ppm);
+    mul_div(thresh, free_ppm, RATIO_FINE_MAX as u64).saturating_sub(sum_min.pages)
 }
 
 /// `P·f` with the kernel's rounding (`wb_thresh * num / den`), exact where

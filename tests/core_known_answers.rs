@@ -2,6 +2,7 @@
 //! computed by hand from the kernel's integer arithmetic. The function each
 //! case mirrors is named in the test name or comment.
 
+use dirtylimit::bdi::LimitSum;
 use dirtylimit::global_limits::{domain_dirty_limits, global_dirtyable_memory, MemInfo};
 use dirtylimit::wb_thresh::wb_bg_thresh;
 use dirtylimit::{Bdi, BytesMode, DirtyLimits, Domain, DomainConfig, Error, Policy, VmDirtyConfig};
@@ -121,7 +122,13 @@ fn bdi_set_min_bytes_validation() {
     // 20,000 pages of 200,000 = 100,000 ppm.
     d.set_min_bytes(a, 20_000 << 12, &LIM).unwrap();
     assert_eq!(d.min_ratio_fine(a), Ok(100_000));
-    assert_eq!(d.sum_min(), (100_000, 0));
+    assert_eq!(
+        d.sum_min(),
+        LimitSum {
+            ppm: 100_000,
+            pages: 0
+        }
+    );
 }
 
 #[test]

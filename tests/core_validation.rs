@@ -3,7 +3,7 @@
 
 mod core_common;
 
-use dirtylimit::bdi::Bdi;
+use dirtylimit::bdi::{Bdi, LimitSum};
 use dirtylimit::flex_proportions::FpropGlobal;
 use dirtylimit::water_level::WaterLevel;
 use dirtylimit::{BdiId, DirtyLimits, Domain, DomainConfig, Error, Policy};
@@ -16,7 +16,7 @@ struct Snapshot {
     global: FpropGlobal,
     deadline: Option<u64>,
     dirty_limit: u64,
-    sum_min: (u64, u64),
+    sum_min: LimitSum,
     level: WaterLevel,
     len: u32,
 }
@@ -230,9 +230,21 @@ fn sum_of_min_ratio_must_stay_below_100_percent() {
     assert_eq!(snapshot(&d), before);
     d.set_min_ratio(a, 10).unwrap(); // lowering is always allowed
     d.set_min_ratio(c, 40).unwrap();
-    assert_eq!(d.sum_min(), (100_000 + 499_999 + 400_000, 0));
+    assert_eq!(
+        d.sum_min(),
+        LimitSum {
+            ppm: 100_000 + 499_999 + 400_000,
+            pages: 0
+        }
+    );
     d.remove_bdi(b).unwrap(); // a removed bdi's floor is released
-    assert_eq!(d.sum_min(), (500_000, 0));
+    assert_eq!(
+        d.sum_min(),
+        LimitSum {
+            ppm: 500_000,
+            pages: 0
+        }
+    );
 }
 
 #[test]
