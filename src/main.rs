@@ -16,21 +16,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // (simulator subcommands: plot / simulate / scenarios go here)
-    /// Sample the running kernel's per-bdi dirty thresholds beside the model's (root, debugfs).
-    Observe(dirtylimit::observe::ObserveArgs),
-    /// Bounded experiment on loop devices (and FUSE): the model's error against the kernel.
-    Crosscheck(dirtylimit::observe::CrosscheckArgs),
+    /// Run every built-in scenario under every policy: figures, metrics CSV and table.
+    Plot(dirtylimit::sim::cli::PlotArgs),
+    /// Run one scenario (built-in name or TOML file); time series CSV to stdout or --csv.
+    Simulate(dirtylimit::sim::cli::SimulateArgs),
+    /// List the built-in scenarios.
+    Scenarios,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let res = match cli.command {
-        Command::Observe(a) => dirtylimit::observe::run_observe(&a).map(|()| ExitCode::SUCCESS),
-        Command::Crosscheck(a) => dirtylimit::observe::run_crosscheck(&a),
-    };
+    sim_exit(match cli.command {
+        Command::Plot(a) => dirtylimit::sim::cli::run_plot(&a),
+        Command::Simulate(a) => dirtylimit::sim::cli::run_simulate(&a),
+        Command::Scenarios => dirtylimit::sim::cli::run_scenarios(),
+    })
+}
+
+/// Exit status of a simulator command; its error on stderr.
+fn sim_exit(res: Result<(), String>) -> ExitCode {
     match res {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dirtylimit: {e}");
             ExitCode::FAILURE

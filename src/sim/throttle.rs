@@ -1,0 +1,309 @@
+//! A model of `balance_dirty_pages()` (mm/page-writeback.c): how fast a task
+//! that dirties pages on one bdi may go, given the dirty counts and limits.
+//!
+//! The per-bdi limits (`wb_thresh`, `wb_bg_thresh`) come from the core's
+//! [`Domain`](crate::domain::Domain); this module only turns them into a
+//! rate, with the kernel's integer arithmetic where it matters
+//! (`RATELIMIT_CALC_SHIFT = 10` fixed point). What is left out, and why, is
+//! listed in the [module docs](super#simplifications).
+
+use crate::global_limits::dirty_freerun_ceiling;
+
+/// `RATELIMIT_CALC_SHIFT`: `pos_ratio` is a fixed-point number with 10 fraction bits.
+pub const RATELIMIT_CALC_SHIFT: u32 = 10;
+/// `pos_ratio` of 1.0.
+pub const POS_RATIO_ONE: u64 = 1 << RATELIMIT_CALC_SHIFT;
+/// `INIT_BW`: a bdi's write bandwidth estimate before any measurement,
+/// 100 MiB/s in pages/s.
+pub const INIT_BW: u64 = 100 << (20 - crate::PAGE_SHIFT);
+/// `BANDWIDTH_INTERVAL`: bandwidth and `dirty_limit` are updated every 200 ms.
+pub const BANDWIDTH_INTERVAL_MS: u64 = 200;
+/// `WB_BANDWIDTH_IDLE_JIF`: after 1 s without I/O the bandwidth estimate
+/// restarts its measurement window instead of counting the idle time.
+pub const WB_BANDWIDTH_IDLE_MS: u64 = 1000;
+/// The smoothing period of `wb_update_write_bandwidth()`:
+/// `roundup_pow_of_two(3 * HZ)` jiffies, with HZ = 1000 (ms).
+pub const BW_PERIOD_MS: u64 = 4096;
+/// CPUs of the modelled machine (for `wb_stat_error()`).
+pub const NR_CPUS: u64 = 2;
+/// `wb_stat_error()`: `WB_STAT_BATCH * nr_cpu_ids` with
+/// `WB_STAT_BATCH = 8 * (1 + ilog2(nr_cpu_ids))`: 32 pages for 2 CPUs.
+pub const WB_STAT_ERROR: u64 = 8 * (1 + NR_CPUS.ilog2() as u64) * NR_CPUS;
+
+/// `pos_ratio_polynom()`: `1 + ((setpoint - dirty) / (limit - setpoint))^3`,
+/// clamped to `[0, 2]`, in `RATELIMIT_CALC_SHIFT` fixed point.
+pub fn pos_ratio_polynom(setpoint: u64, dirty: u64, limit: u64) -> u64 {
+    let den = i128::from(limit.saturating_sub(setpoint) | 1);
+    let x = ((i128::from(setpoint) - i128::from(dirty)) << RATELIMIT_CALC_SHIFT) / den;
+    // The kernel's `long` x is within [-1024, 1024] whenever dirty < limit;
+    // i128 keeps the out-of-range cases well defined without overflow.
+    let x = x.clamp(-(1 << 40), 1 << 40);
+    let mut p = x;
+    p = (p * x) >> RATELIMIT_CALC_SHIFT;
+    p = p.saturating_mul(x) >> RATELIMIT_CALC_SHIFT;
+    p += 1 << RATELIMIT_CALC_SHIFT;
+    p.clamp(0, 2 << RATELIMIT_CALC_SHIFT) as u64
+}
+
+/// The inputs of one `balance_dirty_pages()` evaluation: the fields of
+/// `struct dirty_throttle_control` the position control reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dtc {
+    /// Global dirty threshold `T` (pages).
+    pub thresh: u64,
+    /// Global background threshold.
+    pub bg_thresh: u64,
+    /// The domain's smoothed `dirty_limit` (see [`update_dirty_limit`]).
+    pub dirty_limit: u64,
+    /// Global dirty pages: `NR_FILE_DIRTY + NR_WRITEBACK`.
+    pub dirty: u64,
+    /// This bdi's threshold, from the core.
+    pub wb_thresh: u64,
+    /// This bdi's background threshold, from the core.
+    pub wb_bg_thresh: u64,
+    /// This bdi's dirty + writeback pages.
+    pub wb_dirty: u64,
+    /// This bdi's `avg_write_bandwidth` (pages/s).
+    pub write_bw: u64,
+    /// `BDI_CAP_STRICTLIMIT`.
+    pub strict_limit: bool,
+}
+
+impl Dtc {
+    /// `hard_dirty_limit()`.
+    pub fn limit(&self) -> u64 {
+        crate::global_limits::hard_dirty_limit(self.dirty_limit, self.thresh)
+    }
+
+    /// `domain_dirty_freerun()`: below the freerun ceiling a task is not
+    /// throttled at all. With `strict_limit` the bdi's own counts decide.
+    pub fn freerun(&self) -> bool {
+        if self.strict_limit {
+            self.wb_dirty <= dirty_freerun_ceiling(self.wb_thresh, self.wb_bg_thresh)
+        } else {
+            self.dirty <= dirty_freerun_ceiling(self.thresh, self.bg_thresh)
+        }
+    }
+
+    /// `wb_position_ratio()` as in mainline since 6.13 (the idle-device floor
+    /// of `wb_thresh` moved into `__wb_calc_thresh()`, i.e. into the core).
+    /// Returns `pos_ratio` in `RATELIMIT_CALC_SHIFT` fixed point; 0 at or
+    /// above the hard limit.
+    pub fn position_ratio(&self) -> u64 {
+        let limit = self.limit();
+        if self.dirty >= limit {
+            return 0;
+        }
+        let freerun = dirty_freerun_ceiling(self.thresh, self.bg_thresh);
+        let setpoint = (freerun + limit) / 2;
+        let mut pos_ratio = pos_ratio_polynom(setpoint, self.dirty, limit);
+
+        if self.strict_limit {
+            // The strictlimit branch: the bdi's own counters and limits.
+            if self.wb_dirty < 8 {
+                return (pos_ratio * 2).min(2 << RATELIMIT_CALC_SHIFT);
+            }
+            if self.wb_dirty >= self.wb_thresh {
+                return 0;
+            }
+            let wb_setpoint = dirty_freerun_ceiling(self.wb_thresh, self.wb_bg_thresh);
+            if wb_setpoint == 0 || wb_setpoint == self.wb_thresh {
+                return 0;
+            }
+            let wb_pos_ratio = pos_ratio_polynom(wb_setpoint, self.wb_dirty, self.wb_thresh);
+            return pos_ratio.min(wb_pos_ratio);
+        }
+
+        // The per-wb linear control line.
+        let thresh = self.thresh;
+        let wb_thresh = self.wb_thresh.min(thresh);
+        let x = (u128::from(wb_thresh) << 16) / u128::from(thresh | 1);
+        let wb_setpoint = ((u128::from(setpoint) * x) >> 16) as u64;
+        let span =
+            ((u128::from(thresh - wb_thresh) + 8 * u128::from(self.write_bw)) * x >> 16) as u64;
+        let x_intercept = wb_setpoint + span;
+        if self.wb_dirty < x_intercept - span / 4 {
+            pos_ratio = (u128::from(pos_ratio) * u128::from(x_intercept - self.wb_dirty)
+                / u128::from((x_intercept - wb_setpoint) | 1)) as u64;
+        } else {
+            // The 1/4 floor of the control line.
+            pos_ratio /= 4;
+        }
+        // The wb reserve area: below half its threshold a bdi is sped up.
+        let x_intercept = wb_thresh / 2;
+        if self.wb_dirty < x_intercept {
+            if self.wb_dirty > x_intercept / 8 {
+                pos_ratio = (u128::from(pos_ratio) * u128::from(x_intercept)
+                    / u128::from(self.wb_dirty)) as u64;
+            } else {
+                pos_ratio *= 8;
+            }
+        }
+        pos_ratio
+    }
+}
+
+/// `update_dirty_limit()`: the domain's `dirty_limit` follows `thresh` up at
+/// once and down by 1/32 of the gap every [`BANDWIDTH_INTERVAL_MS`], never
+/// below the dirty pages.
+pub fn update_dirty_limit(limit: u64, thresh: u64, dirty: u64) -> u64 {
+    if limit < thresh {
+        return thresh;
+    }
+    let target = thresh.max(dirty);
+    if limit > target {
+        limit - ((limit - target) >> 5)
+    } else {
+        limit
+    }
+}
+
+/// A bdi's write bandwidth estimate (`wb->write_bandwidth` and
+/// `wb->avg_write_bandwidth`), updated like `wb_update_write_bandwidth()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BwEstimate {
+    /// `write_bandwidth` (pages/s).
+    pub write_bandwidth: u64,
+    /// `avg_write_bandwidth` (pages/s): what throttling uses.
+    pub avg: u64,
+    /// `written_stamp`: completions at the last update.
+    pub written_stamp: u64,
+    /// `bw_time_stamp` (ms).
+    pub time_stamp: u64,
+}
+
+impl Default for BwEstimate {
+    fn default() -> Self {
+        BwEstimate {
+            write_bandwidth: INIT_BW,
+            avg: INIT_BW,
+            written_stamp: 0,
+            time_stamp: 0,
+        }
+    }
+}
+
+impl BwEstimate {
+    /// One update at `now` (ms) with `written` completions in total so far.
+    /// `busy`: the bdi has pages under writeback or dirty (`wb_has_dirty_io`);
+    /// an idle bdi only moves its stamps, as `wb_bandwidth_estimate_start()`
+    /// does after [`WB_BANDWIDTH_IDLE_MS`].
+    pub fn update(&mut self, now: u64, written: u64, busy: bool) {
+        let elapsed = now.saturating_sub(self.time_stamp).max(1);
+        if !busy {
+            if elapsed > WB_BANDWIDTH_IDLE_MS {
+                self.written_stamp = written;
+                self.time_stamp = now;
+            }
+            return;
+        }
+        // bw = written * HZ / elapsed, blended over the 4096 ms period.
+        let mut bw = u128::from(written.saturating_sub(self.written_stamp)) * 1000;
+        let mut avg = self.avg;
+        let old = self.write_bandwidth;
+        if elapsed > BW_PERIOD_MS {
+            bw /= u128::from(elapsed);
+            avg = bw as u64;
+        } else {
+            bw += u128::from(old) * u128::from(BW_PERIOD_MS - elapsed);
+            bw >>= BW_PERIOD_MS.ilog2();
+            let bw = bw as u64;
+            // One more level of smoothing against spikes.
+            if avg > old && old >= bw {
+                avg -= (avg - old) >> 3;
+            }
+            if avg < old && old <= bw {
+                avg += (old - avg) >> 3;
+            }
+        }
+        self.write_bandwidth = bw as u64;
+        self.avg = avg.max(1);
+        self.written_stamp = written;
+        self.time_stamp = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polynom_hits_its_anchor_points() {
+        // f(setpoint) = 1, f(limit) = 0, f(freerun) = 2 (setpoint is midway).
+        // limit - setpoint = 1023 is odd, so `| 1` leaves it alone.
+        assert_eq!(pos_ratio_polynom(1023, 1023, 2046), POS_RATIO_ONE);
+        assert_eq!(pos_ratio_polynom(1023, 2046, 2046), 0);
+        assert_eq!(pos_ratio_polynom(1023, 0, 2046), 2 * POS_RATIO_ONE);
+        assert_eq!(pos_ratio_polynom(1023, 5000, 2046), 0);
+        // Halfway between setpoint and limit: 1 - 1/8.
+        assert_eq!(pos_ratio_polynom(1023, 1023 + 511, 2046), 1024 - 128);
+        assert_eq!(pos_ratio_polynom(1000, 0, 1000), 2 * POS_RATIO_ONE);
+    }
+
+    #[test]
+    fn hard_limit_stops_and_control_line_has_a_quarter_floor() {
+        let mut d = Dtc {
+            thresh: 100_000,
+            bg_thresh: 50_000,
+            dirty_limit: 100_000,
+            dirty: 100_000,
+            wb_thresh: 50_000,
+            wb_bg_thresh: 25_000,
+            wb_dirty: 50_000,
+            write_bw: 1000,
+            strict_limit: false,
+        };
+        assert_eq!(d.position_ratio(), 0);
+        // At the global setpoint, far above the wb's x_intercept: 1/4.
+        d.dirty = 87_500;
+        d.wb_dirty = 99_000;
+        assert_eq!(d.position_ratio(), POS_RATIO_ONE / 4);
+        // At both setpoints: 1 (up to the kernel's rounding of x and `| 1`).
+        d.wb_dirty = 43_749;
+        assert!(d.position_ratio().abs_diff(POS_RATIO_ONE) <= 1);
+    }
+
+    #[test]
+    fn strictlimit_uses_the_wb_counts() {
+        let d = Dtc {
+            thresh: 100_000,
+            bg_thresh: 50_000,
+            dirty_limit: 100_000,
+            dirty: 10,
+            wb_thresh: 1000,
+            wb_bg_thresh: 500,
+            wb_dirty: 1000,
+            write_bw: 1000,
+            strict_limit: true,
+        };
+        assert!(!d.freerun());
+        assert_eq!(d.position_ratio(), 0);
+        let d = Dtc { wb_dirty: 750, ..d };
+        assert_eq!(d.position_ratio(), POS_RATIO_ONE);
+        let d = Dtc { wb_dirty: 700, ..d };
+        assert!(d.freerun());
+    }
+
+    #[test]
+    fn dirty_limit_follows_up_at_once_and_down_slowly() {
+        assert_eq!(update_dirty_limit(100, 200, 0), 200);
+        assert_eq!(update_dirty_limit(200 + 320, 200, 0), 200 + 310);
+        assert_eq!(update_dirty_limit(1000, 200, 900), 1000 - (100 >> 5));
+    }
+
+    #[test]
+    fn bandwidth_estimate_converges_to_the_measured_rate() {
+        let mut e = BwEstimate::default();
+        let mut written = 0;
+        for k in 1..=200u64 {
+            written += 2560 / 5; // 10 MiB/s over 200 ms
+            e.update(k * 200, written, true);
+        }
+        assert!((e.avg as i64 - 2560).abs() < 60, "avg {}", e.avg);
+        // A stalled device: the estimate decays towards 0 but stays >= 1.
+        for k in 201..=400u64 {
+            e.update(k * 200, written, true);
+        }
+        assert!(e.avg >= 1 && e.avg < 20, "avg {}", e.avg);
+    }
+}
