@@ -22,15 +22,28 @@ enum Command {
     Simulate(dirtylimit::sim::cli::SimulateArgs),
     /// List the built-in scenarios.
     Scenarios,
+    /// Sample the running kernel's per-bdi dirty thresholds beside the model's (root, debugfs).
+    Observe(dirtylimit::observe::ObserveArgs),
+    /// Bounded experiment on loop devices (and FUSE): the model's error against the kernel.
+    Crosscheck(dirtylimit::observe::CrosscheckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    sim_exit(match cli.command {
-        Command::Plot(a) => dirtylimit::sim::cli::run_plot(&a),
-        Command::Simulate(a) => dirtylimit::sim::cli::run_simulate(&a),
-        Command::Scenarios => dirtylimit::sim::cli::run_scenarios(),
-    })
+    let res = match cli.command {
+        Command::Plot(a) => return sim_exit(dirtylimit::sim::cli::run_plot(&a)),
+        Command::Simulate(a) => return sim_exit(dirtylimit::sim::cli::run_simulate(&a)),
+        Command::Scenarios => return sim_exit(dirtylimit::sim::cli::run_scenarios()),
+        Command::Observe(a) => dirtylimit::observe::run_observe(&a).map(|()| ExitCode::SUCCESS),
+        Command::Crosscheck(a) => dirtylimit::observe::run_crosscheck(&a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dirtylimit: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit status of a simulator command; its error on stderr.
