@@ -9,7 +9,7 @@
 //! domain does the same in [`BytesMode::LinuxSnapshot`](crate::policy::BytesMode).
 
 use crate::flex_proportions::FpropLocal;
-use crate::mul_div::mul_div;
+use crate::mul_div::{div_wide, mul_div};
 use crate::RATIO_FINE_MAX;
 
 /// A limit on a bdi's threshold: a ratio of `T` in ppm, or pages. Packed in a
@@ -112,6 +112,15 @@ impl LimitSum {
     /// never less than the sum of the limits each resolved on its own.
     pub fn resolve(&self, thresh: u64) -> u64 {
         mul_div(thresh, self.ppm, RATIO_FINE_MAX as u64).saturating_add(self.pages)
+    }
+
+    /// [`resolve`](Self::resolve) without saturation.
+    pub fn resolve_wide(&self, thresh: u64) -> u128 {
+        let ratio = div_wide(
+            u128::from(thresh) * u128::from(self.ppm),
+            u64::from(RATIO_FINE_MAX),
+        );
+        ratio.saturating_add(u128::from(self.pages))
     }
 
     /// The sum in ppm of `thresh`, pages converted as `bdi_ratio_from_pages()`.

@@ -287,7 +287,7 @@ impl<'a> Domain<'a> {
         }
         if new_ppm > old_ppm {
             let sum = self.sum_min.ppm_at(t);
-            if sum - old_ppm.min(sum) + new_ppm >= u64::from(RATIO_FINE_MAX) {
+            if (sum - old_ppm.min(sum)).saturating_add(new_ppm) >= u64::from(RATIO_FINE_MAX) {
                 return Err(Error::MinSumTooLarge);
             }
         }

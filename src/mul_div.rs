@@ -71,6 +71,31 @@ pub fn mul_div(a: u64, b: u64, c: u64) -> u64 {
     div128(hi, lo, c).unwrap_or(u64::MAX)
 }
 
+/// `n / d` for a 128-bit `n`, by two 64-bit steps (no `u128` division);
+/// `u128::MAX` when `d == 0`.
+pub fn div_wide(n: u128, d: u64) -> u128 {
+    let (hi, lo) = ((n >> 64) as u64, n as u64);
+    let (Some(q_hi), Some(r)) = (hi.checked_div(d), hi.checked_rem(d)) else {
+        return u128::MAX;
+    };
+    // r < d, so the low quotient fits in 64 bits.
+    let q_lo = div128(r, lo, d).unwrap_or(u64::MAX);
+    (u128::from(q_hi) << 64) | u128::from(q_lo)
+}
+
+/// `v * a / b` for `a <= b` with a 128-bit `b`, never more than the exact
+/// value: when `b` does not fit in 64 bits both are shifted right and the
+/// divisor rounded up.
+pub fn scale_down(v: u64, a: u64, b: u128) -> u64 {
+    match u64::try_from(b) {
+        Ok(b) => mul_div(v, a, b),
+        Err(_) => {
+            let s = 64 - b.leading_zeros();
+            mul_div(v, a >> s, ((b >> s) as u64).saturating_add(1))
+        }
+    }
+}
+
 /// The kernel's `DIV_ROUND_UP(n, d)`, for any primitive unsigned integer;
 /// `d == 0` gives the type's maximum rather than a trap.
 #[inline]

@@ -32,7 +32,7 @@
 
 use crate::bdi::{Bdi, LimitSum};
 use crate::flex_proportions::FpropGlobal;
-use crate::mul_div::mul_div;
+use crate::mul_div::{mul_div, scale_down};
 
 /// What the last recompute decided, in the form the hot paths use.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct WaterLevel {
     /// The threshold of the last recompute, and what it committed exactly
     /// (each floor and cap rounded on its own) at that threshold.
     t0: u64,
-    committed0: u64,
+    committed0: u128,
     /// An uncapped bdi's share has reached its room since the recompute.
     stale: bool,
 }
@@ -161,7 +161,7 @@ impl WaterLevel {
                 _ => b.min,
             };
             level.committed.add(l);
-            level.committed0 = level.committed0.saturating_add(l.resolve(t0));
+            level.committed0 = level.committed0.saturating_add(u128::from(l.resolve(t0)));
             if !b.capped {
                 level.uncapped_events = level
                     .uncapped_events
@@ -176,17 +176,17 @@ impl WaterLevel {
     /// recompute's threshold, else from the aggregates, rounded so that it is
     /// never less than the sum of the individually rounded limits.
     #[inline]
-    pub fn committed(&self, thresh: u64) -> u64 {
+    pub fn committed(&self, thresh: u64) -> u128 {
         if thresh == self.t0 {
             return self.committed0;
         }
-        self.committed.resolve(thresh)
+        self.committed.resolve_wide(thresh)
     }
 
     /// `R(T)`: the pool left for uncapped bdis.
     #[inline]
     pub fn rest(&self, thresh: u64) -> u64 {
-        thresh.saturating_sub(self.committed(thresh))
+        u64::try_from(u128::from(thresh).saturating_sub(self.committed(thresh))).unwrap_or(0)
     }
 
     /// `S`: the live sum of uncapped bdis' counts.
@@ -223,8 +223,8 @@ impl WaterLevel {
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64) -> u64 {
         let committed = self.committed(thresh);
         let scale = |v: u64| {
-            if committed > thresh {
-                mul_div(v, thresh, committed)
+            if committed > u128::from(thresh) {
+                scale_down(v, thresh, committed)
             } else {
                 v
             }
