@@ -90,8 +90,10 @@ pub fn scale_down(v: u64, a: u64, b: u128) -> u64 {
     match u64::try_from(b) {
         Ok(b) => mul_div(v, a, b),
         Err(_) => {
-            let s = 64 - b.leading_zeros();
-            mul_div(v, a >> s, ((b >> s) as u64).saturating_add(1))
+            // 2 <= s <= 65, so that (b >> s) + 1 fits in 64 bits.
+            let s = 65 - b.leading_zeros();
+            let a = a.checked_shr(s).unwrap_or(0);
+            mul_div(v, a, ((b >> s) as u64) + 1)
         }
     }
 }
