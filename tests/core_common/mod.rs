@@ -11,6 +11,7 @@ pub fn cases() -> Config {
         .unwrap_or(10_000);
     Config {
         cases: n,
+        max_global_rejects: n,
         failure_persistence: None,
         ..Config::default()
     }
