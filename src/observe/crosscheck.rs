@@ -33,7 +33,7 @@ use std::{eprintln, format, print, println, vec, writeln};
 use super::error::{ObserveError, Result};
 use super::lab::{self, Lab};
 use super::model::{BdiRow, StepSummary, TrackerConfig};
-use super::run::{parse_seconds, preflight, sample_loop, CsvRecord, Flow, Labels};
+use super::run::{parse_seconds, preflight, sample_loop, CsvRecord, Flow, Labels, Periods};
 use super::signal;
 use super::sysfs::{self, KernelPaths};
 
@@ -104,6 +104,9 @@ pub struct CrosscheckArgs {
     /// Exit with status 3 when some phase misses the target.
     #[arg(long)]
     pub fail_over_target: bool,
+    /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
+    #[arg(long)]
+    pub free_running_periods: bool,
     /// Say what is being set up and torn down.
     #[arg(long)]
     pub verbose: bool,
@@ -199,22 +202,14 @@ pub struct Obs {
     pub since: f64,
     pub bdi: String,
     pub written: u64,
+    /// `DirtyThresh` this bdi's stats reported (pages).
+    pub thresh: u64,
     pub kernel: u64,
     pub linux: u64,
     pub redis: u64,
     pub rel_err: Option<f64>,
     pub band_err: Option<f64>,
     pub active: bool,
-}
-
-/// One phase's totals of one sample.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SumObs {
-    pub phase: usize,
-    pub since: f64,
-    pub unused_kernel: Option<f64>,
-    pub unused_linux: Option<f64>,
-    pub unused_redis: Option<f64>,
 }
 
 /// Median of the values (sorted in place); `None` if empty.
@@ -254,22 +249,51 @@ pub struct BdiResult {
     pub median_band_err: Option<f64>,
 }
 
-/// A phase's unused shares (medians over the scored samples).
+/// A phase's unused share `1 − Σ wb_thresh / DirtyThresh` over the bdis that completed
+/// writeback within the last period (the experiment's writers and any other bdi that was
+/// writing): mean and maximum over all the phase's samples (the transient after a change is
+/// the point), for the kernel, the model and the counterfactual.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseResult {
     pub phase: usize,
     pub name: String,
+    /// Bdis counted in at least half of the phase's samples.
+    pub counted: Vec<String>,
     pub samples: usize,
-    pub unused_kernel: Option<f64>,
-    pub unused_linux: Option<f64>,
-    pub unused_redis: Option<f64>,
+    pub kernel_mean: Option<f64>,
+    pub kernel_max: Option<f64>,
+    pub linux_mean: Option<f64>,
+    pub redis_mean: Option<f64>,
+    pub redis_max: Option<f64>,
+}
+
+/// Per sample of phase `phase`: `1 − Σ_{active b} value(b) / thresh` for kernel, model and
+/// counterfactual. Samples without an active bdi are skipped.
+pub fn unused_series(obs: &[Obs], phase: usize) -> Vec<(f64, f64, f64)> {
+    let mut by_t: BTreeMap<u64, Vec<&Obs>> = BTreeMap::new();
+    for o in obs.iter().filter(|o| o.phase == phase) {
+        by_t.entry((o.since * 1000.0).round() as u64)
+            .or_default()
+            .push(o);
+    }
+    let mut out = Vec::new();
+    for rows in by_t.values() {
+        let sel: Vec<&&Obs> = rows.iter().filter(|o| o.active).collect();
+        let t = rows.iter().map(|o| o.thresh).max().unwrap_or(0);
+        if sel.is_empty() || t == 0 {
+            continue;
+        }
+        let u =
+            |f: &dyn Fn(&Obs) -> u64| 1.0 - sel.iter().map(|o| f(o) as f64).sum::<f64>() / t as f64;
+        out.push((u(&|o| o.kernel), u(&|o| o.linux), u(&|o| o.redis)));
+    }
+    out
 }
 
 /// Scores the observations: per phase and bdi (those in `roles`), samples with
 /// `since >= settle` only.
 pub fn score(
     obs: &[Obs],
-    sums: &[SumObs],
     phases: &[String],
     roles: &[(String, String)],
     settle: f64,
@@ -307,21 +331,35 @@ pub fn score(
                 median_band_err: median(&mut bands),
             });
         }
-        let s: Vec<&SumObs> = sums
+        let series = unused_series(obs, pi);
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut n_samples = BTreeMap::new();
+        for o in obs.iter().filter(|o| o.phase == pi) {
+            n_samples.insert((o.since * 1000.0).round() as u64, ());
+            if o.active {
+                *counts.entry(o.bdi.as_str()).or_default() += 1;
+            }
+        }
+        let half = n_samples.len().div_ceil(2).max(1);
+        let counted: Vec<String> = counts
             .iter()
-            .filter(|s| s.phase == pi && s.since >= settle)
+            .filter(|(_, c)| **c >= half)
+            .map(|(b, _)| String::from(*b))
             .collect();
-        let med = |f: &dyn Fn(&SumObs) -> Option<f64>| {
-            let mut v: Vec<f64> = s.iter().filter_map(|x| f(x)).collect();
-            median(&mut v)
+        let mean = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+            (!series.is_empty()).then(|| series.iter().map(f).sum::<f64>() / series.len() as f64)
         };
+        let max = |f: &dyn Fn(&(f64, f64, f64)) -> f64| series.iter().map(f).reduce(f64::max);
         pout.push(PhaseResult {
             phase: pi,
             name: pname.clone(),
-            samples: s.len(),
-            unused_kernel: med(&|x| x.unused_kernel),
-            unused_linux: med(&|x| x.unused_linux),
-            unused_redis: med(&|x| x.unused_redis),
+            counted,
+            samples: series.len(),
+            kernel_mean: mean(&|x| x.0),
+            kernel_max: max(&|x| x.0),
+            linux_mean: mean(&|x| x.1),
+            redis_mean: mean(&|x| x.2),
+            redis_max: max(&|x| x.2),
         });
     }
     (out, pout)
@@ -370,23 +408,26 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| phase | samples scored | kernel unused share | model (Linux) unused share | Redistribute unused share |"
+        "| phase | bdis writing (most samples) | samples | kernel unused share: mean (max) | model: mean | Redistribute: mean (max) |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-    for p in phases {
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+    for p in phases.iter().filter(|p| p.samples > 0) {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} ({}) | {} | {} ({}) |",
             p.name,
+            p.counted.join(", "),
             p.samples,
-            pct(p.unused_kernel),
-            pct(p.unused_linux),
-            pct(p.unused_redis)
+            pct(p.kernel_mean),
+            pct(p.kernel_max),
+            pct(p.linux_mean),
+            pct(p.redis_mean),
+            pct(p.redis_max)
         );
     }
     let _ = writeln!(
         s,
-        "\nScored: samples from {settle:.0} s after each phase began. Unused share: 1 − Σ BdiDirtyThresh / DirtyThresh over the bdis with a positive completion fraction in the model."
+        "\nErrors: samples from {settle:.0} s after each phase began. Unused share: 1 − Σ wb_thresh / DirtyThresh over the bdis that completed writeback in the last 3 s, over all of the phase's samples (mean and maximum)."
     );
     s
 }
@@ -543,7 +584,6 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
         None => None,
     };
     let mut obs: Vec<Obs> = Vec::new();
-    let mut sums: Vec<SumObs> = Vec::new();
     let mut phase = 0usize;
     let mut phase_start = 0.0f64;
     let mut next = 0usize;
@@ -568,6 +608,11 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
         None,
         256,
         TrackerConfig::default(),
+        if args.free_running_periods {
+            Periods::FreeRunning
+        } else {
+            Periods::FollowKernel
+        },
         |sample, rows: &[BdiRow], sum: &StepSummary| {
             if let Some(e) = lab.writer_error() {
                 return Err(ObserveError::Other(e));
@@ -584,6 +629,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     since,
                     bdi: r.name.clone(),
                     written: r.written,
+                    thresh: r.thresh,
                     kernel: r.kernel,
                     linux: r.linux,
                     redis: r.redis,
@@ -592,13 +638,6 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     active: r.active(),
                 });
             }
-            sums.push(SumObs {
-                phase,
-                since,
-                unused_kernel: sum.unused_kernel,
-                unused_linux: sum.unused_linux,
-                unused_redis: sum.unused_redis,
-            });
             if !args.quiet {
                 let mut line = format!("[{pname:>14}] t={t:6.1}s");
                 for (bdi, role) in &roles {
@@ -666,7 +705,15 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     if let Some(c) = csv {
         c.finish()?;
     }
-    res?;
+    let followed = res?;
+    println!(
+        "crosscheck: model periods {}",
+        if followed {
+            "followed the kernel's writeout_period() runs (tracefs)"
+        } else {
+            "ran free (3 s from the first completion; the kernel's phase unknown)"
+        }
+    );
     if let Some((true, bytes, cached)) = lab.fuse_stats() {
         println!(
             "crosscheck: the FUSE sink received {:.1} MiB in {} writeback requests",
@@ -699,7 +746,6 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     }
     let (results, phases) = score(
         &obs,
-        &sums,
         &phase_names,
         &score_roles,
         args.settle.as_secs_f64(),

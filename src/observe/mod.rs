@@ -9,6 +9,7 @@
 //! * [`crosscheck`]: `dirtylimit crosscheck` (loop devices, FUSE, writers in phases, scoring),
 //!   with [`lab`] (resources and their cleanup), [`fusefs`] (the FUSE test server) and
 //!   [`signal`] (Ctrl-C/SIGTERM).
+//! * [`trace`]: the kernel's period boundaries from the `timer:timer_expire_entry` tracepoint.
 
 pub mod crosscheck;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod parse;
 pub mod run;
 pub mod signal;
 pub mod sysfs;
+pub mod trace;
 
 pub use crosscheck::{run_crosscheck, CrosscheckArgs};
 pub use error::{ObserveError, Result};

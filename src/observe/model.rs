@@ -47,6 +47,8 @@ use crate::domain::{Domain, DomainConfig};
 use crate::flex_proportions::Fraction;
 use crate::policy::{BytesMode, Policy};
 
+use super::trace::Warp;
+
 /// How the tracker feeds the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackerConfig {
@@ -94,6 +96,8 @@ struct Tracked {
     knobs: Option<(u32, u32, bool)>,
     /// Samples since the bdi appeared.
     age: u64,
+    /// When it last completed writeback (ms since start).
+    last_write_ms: Option<u64>,
 }
 
 /// One bdi's line of a step: the kernel's numbers and the model's.
@@ -123,6 +127,8 @@ pub struct BdiRow {
     /// Samples this bdi has been tracked (0 on the first).
     pub age: u64,
     pub wb_count: Option<usize>,
+    /// Completed writeback within the last period (3 s).
+    pub recent: bool,
 }
 
 impl BdiRow {
@@ -151,9 +157,10 @@ impl BdiRow {
         })
     }
 
-    /// Whether the bdi counts as active: a positive fraction in the model.
+    /// Whether the bdi counts as active: it completed writeback within the last period.
+    /// (Its fraction stays positive for many periods after it stopped.)
     pub fn active(&self) -> bool {
-        self.fraction.numerator > 0
+        self.recent
     }
 }
 
@@ -162,7 +169,7 @@ impl BdiRow {
 pub struct StepSummary {
     /// `DirtyThresh` (pages) the Redistribute water level was computed for.
     pub thresh: u64,
-    /// Bdis counted as active (positive model fraction).
+    /// Bdis counted as active (writeback completed within the last period).
     pub active: Vec<String>,
     /// `1 − Σ_active BdiDirtyThresh / DirtyThresh`: the kernel's unused share.
     pub unused_kernel: Option<f64>,
@@ -180,6 +187,8 @@ pub struct Tracker<'a> {
     redis: Domain<'a>,
     bdis: BTreeMap<String, Tracked>,
     last_ms: Option<u64>,
+    /// When set, the model's periods follow the kernel's observed `writeout_period()` runs.
+    warp: Option<Warp>,
 }
 
 fn model_err(what: String, e: crate::error::Error) -> ObserveError {
@@ -198,7 +207,19 @@ impl<'a> Tracker<'a> {
             redis: Domain::new(redis_slots, redistribute_config(cfg.period_ms)),
             bdis: BTreeMap::new(),
             last_ms: None,
+            warp: None,
         }
+    }
+
+    /// Makes the model's period clock follow the kernel's period boundaries, which the caller
+    /// then passes to [`Tracker::step_with_boundaries`] (see [`super::trace`]).
+    pub fn follow_kernel_periods(&mut self) {
+        self.warp = Some(Warp::new(self.cfg.period_ms));
+    }
+
+    /// Whether the model follows observed kernel period boundaries.
+    pub fn follows_kernel_periods(&self) -> bool {
+        self.warp.is_some()
     }
 
     pub fn linux(&self) -> &Domain<'a> {
@@ -248,6 +269,7 @@ impl<'a> Tracker<'a> {
                     last_written: b.stats.written_pages(),
                     knobs: None,
                     age: 0,
+                    last_write_ms: None,
                 },
             );
         }
@@ -327,6 +349,16 @@ impl<'a> Tracker<'a> {
 
     /// Feeds one sample and returns the per-bdi rows (in the sample's order) and the totals.
     pub fn step(&mut self, s: &Sample) -> Result<(Vec<BdiRow>, StepSummary)> {
+        self.step_with_boundaries(s, &[])
+    }
+
+    /// [`Tracker::step`] with the kernel's period boundaries (seconds since the sampler's
+    /// start) observed since the previous step; used after [`Tracker::follow_kernel_periods`].
+    pub fn step_with_boundaries(
+        &mut self,
+        s: &Sample,
+        boundaries: &[f64],
+    ) -> Result<(Vec<BdiRow>, StepSummary)> {
         let now = u64::try_from(s.t.as_millis()).unwrap_or(u64::MAX);
         // Completions since the previous sample (bdis new in this sample have none yet).
         let mut deltas: Vec<(BdiId, BdiId, u64)> = Vec::new();
@@ -338,6 +370,7 @@ impl<'a> Tracker<'a> {
                 t.last_written = w;
                 if d > 0 {
                     deltas.push((t.linux, t.redis, d));
+                    t.last_write_ms = Some(now);
                 }
             }
         }
@@ -348,10 +381,28 @@ impl<'a> Tracker<'a> {
         self.redis.update_dirty_limit(thresh);
 
         let start = self.last_ms.unwrap_or(now).min(now);
+        if let Some(w) = self.warp.as_mut() {
+            w.push(boundaries);
+            // A stopped model clock is re-armed on the kernel's grid (its first deadline is
+            // the next kernel boundary), not at the next completion.
+            let base = w.base();
+            for (dom, id) in [
+                (&mut self.linux, self.bdis.values().next().map(|t| t.linux)),
+                (&mut self.redis, self.bdis.values().next().map(|t| t.redis)),
+            ] {
+                if let (None, Some(id)) = (dom.period_deadline(), id) {
+                    dom.writeout_inc(id, 0, base);
+                }
+            }
+        }
+        let mut clock = |real: u64| match self.warp.as_mut() {
+            Some(w) => w.model_time(real),
+            None => real,
+        };
         let span = now - start;
         let k = u64::from(self.cfg.slices.max(1));
         for j in 0..k {
-            let at = start + span * (j + 1) / k;
+            let at = clock(start + span * (j + 1) / k);
             self.linux.tick(at);
             self.redis.tick(at);
             for &(l, r, d) in &deltas {
@@ -362,8 +413,9 @@ impl<'a> Tracker<'a> {
                 }
             }
         }
-        self.linux.tick(now);
-        self.redis.tick(now);
+        let at = clock(now);
+        self.linux.tick(at);
+        self.redis.tick(at);
         self.last_ms = Some(now);
 
         let mut rows = Vec::with_capacity(s.bdis.len());
@@ -394,6 +446,9 @@ impl<'a> Tracker<'a> {
                 fraction: self.linux.fraction(t.linux),
                 age: t.age,
                 wb_count: b.wb_count,
+                recent: t
+                    .last_write_ms
+                    .is_some_and(|w| now.saturating_sub(w) <= self.cfg.period_ms),
             });
             t.age += 1;
         }

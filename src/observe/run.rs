@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use std::string::String;
 use std::time::{Duration, Instant};
 use std::vec;
+use std::vec::Vec;
 use std::{format, println, writeln};
 
 use super::error::{ObserveError, Result};
 use super::model::{BdiRow, StepSummary, Tracker, TrackerConfig};
 use super::signal;
 use super::sysfs::{self, KernelPaths, Sample};
+use super::trace::PeriodTrace;
 use crate::bdi::Bdi;
 
 /// Arguments of `dirtylimit observe`.
@@ -43,6 +45,9 @@ pub struct ObserveArgs {
     /// Slices each interval's completions are spread over when fed to the model.
     #[arg(long, default_value_t = 32)]
     pub slices: u32,
+    /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
+    #[arg(long)]
+    pub free_running_periods: bool,
 }
 
 impl Default for ObserveArgs {
@@ -56,6 +61,7 @@ impl Default for ObserveArgs {
             root: None,
             max_bdis: 256,
             slices: 32,
+            free_running_periods: false,
         }
     }
 }
@@ -81,17 +87,28 @@ pub enum Flow {
     Stop,
 }
 
+/// How the model's period clock is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Periods {
+    /// Follow the kernel's `writeout_period()` runs seen through tracefs; fall back to
+    /// [`Periods::FreeRunning`] (with a note on stderr) when tracing is unavailable.
+    FollowKernel,
+    /// The model's own 3 s clock, armed at the first completion it sees.
+    FreeRunning,
+}
+
 /// Samples `paths` every `interval`, feeds the [`Tracker`], and hands every step to `on_step`
 /// until it returns [`Flow::Stop`], `count` samples were taken, or a signal arrives
-/// (`Err(Interrupted)`).
+/// (`Err(Interrupted)`). Returns whether the kernel's period boundaries were followed.
 pub fn sample_loop<F>(
     paths: &KernelPaths,
     interval: Duration,
     count: Option<u64>,
     max_bdis: usize,
     tracker_cfg: TrackerConfig,
+    periods: Periods,
     mut on_step: F,
-) -> Result<()>
+) -> Result<bool>
 where
     F: FnMut(&Sample, &[BdiRow], &StepSummary) -> Result<Flow>,
 {
@@ -99,21 +116,42 @@ where
     let mut redis_slots = vec![Bdi::EMPTY; max_bdis.max(1)];
     let mut tracker = Tracker::new(&mut linux_slots, &mut redis_slots, tracker_cfg);
     let start = Instant::now();
+    let mut ptrace = None;
+    if periods == Periods::FollowKernel && paths.is_host() {
+        match PeriodTrace::start(start) {
+            Ok(t) => {
+                ptrace = Some(t);
+                tracker.follow_kernel_periods();
+            }
+            Err(e) => std::eprintln!(
+                "note: cannot see the kernel's period boundaries ({e}); the model's period clock runs free (unknown phase)"
+            ),
+        }
+    }
+    let followed = ptrace.is_some();
     let mut k: u64 = 0;
     loop {
         signal::check()?;
         let sample = sysfs::read_sample(paths, start.elapsed())?;
-        let (rows, summary) = tracker.step(&sample)?;
+        let bounds = match ptrace.as_mut() {
+            Some(t) => t.poll()?,
+            None => Vec::new(),
+        };
+        let (rows, summary) = tracker.step_with_boundaries(&sample, &bounds)?;
         k += 1;
         if on_step(&sample, &rows, &summary)? == Flow::Stop {
-            return Ok(());
+            break;
         }
         if count.is_some_and(|c| k >= c) {
-            return Ok(());
+            break;
         }
         let next = start + interval.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX));
         signal::sleep(next.saturating_duration_since(Instant::now()))?;
     }
+    if let Some(mut t) = ptrace {
+        t.stop()?;
+    }
+    Ok(followed)
 }
 
 /// Labels of bdis (device names), looked up once.
@@ -344,6 +382,11 @@ pub fn run_observe(args: &ObserveArgs) -> Result<()> {
             slices: args.slices,
             ..TrackerConfig::default()
         },
+        if args.free_running_periods {
+            Periods::FreeRunning
+        } else {
+            Periods::FollowKernel
+        },
         |sample, rows, sum| {
             if let Some(c) = csv.as_mut() {
                 c.write_step(sample.t, rows, sum, &mut labels, &paths, "")?;
@@ -379,7 +422,7 @@ pub fn run_observe(args: &ObserveArgs) -> Result<()> {
         c.finish()?;
     }
     match res {
-        Err(ObserveError::Interrupted) => Ok(()),
-        other => other,
+        Err(ObserveError::Interrupted) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
 }
