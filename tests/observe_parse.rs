@@ -157,3 +157,55 @@ fn idle_bdis_sit_at_the_idle_floor() {
     }
     assert_eq!(idle, 9);
 }
+
+const CROSSCHECK: &str = "host-6.18-crosscheck-fuse";
+
+/// The cross-check's capture: byte limits, a capped loop device, and a FUSE bdi.
+#[test]
+fn crosscheck_capture_limits_caps_and_fuse() {
+    let paths = KernelPaths::at(data(CROSSCHECK));
+    let s = sysfs::read_sample(&paths, std::time::Duration::ZERO).unwrap();
+    assert_eq!(s.bdis.len(), 11, "10 block bdis + the FUSE mount");
+    // vm.dirty_bytes = 256 MiB: thresh = DIV_ROUND_UP(bytes, PAGE_SIZE), no ratio rounding;
+    // background 32 MiB.
+    let (t, bg) = s.vmstat.dirty_limits().unwrap();
+    assert_eq!((t, bg), (65_536, 8_192));
+    for b in &s.bdis {
+        assert_eq!(b.stats.dirty_thresh_pages(), t, "{}", b.name);
+        assert_eq!(b.stats.background_thresh_pages(), bg, "{}", b.name);
+    }
+    // FUSE: strict_limit and max_ratio 1% are set by the kernel (fuse_bdi_init).
+    let fuse = s.bdi("0:39").unwrap();
+    assert!(fuse.knobs.strict_limit);
+    assert_eq!(
+        (fuse.knobs.max_ratio, fuse.knobs.max_ratio_fine),
+        (1, 10_000)
+    );
+    assert!(fuse.stats.written_kb > 0);
+    // Its threshold is between the strict idle floor (thresh − dirty)/100 and its cap
+    // thresh·1%; the dirty count was between the two vmstat reads.
+    let dirty_after = parse::parse_vmstat(&read(data(CROSSCHECK).join("proc/vmstat.after")))
+        .unwrap()
+        .global_dirty()
+        .unwrap();
+    let w = fuse.stats.bdi_dirty_thresh_pages();
+    assert!(w >= (t - dirty_after) / 100, "{w}");
+    assert!(w <= t / 100, "{w}");
+    // Loop device A: max_ratio lowered to 10%, clipped exactly at thresh·100000/10^6.
+    let a = s.bdi("7:0").unwrap();
+    assert_eq!(a.knobs.max_ratio_fine, 100_000);
+    assert_eq!(a.stats.bdi_dirty_thresh_pages(), t * 100_000 / 1_000_000);
+    // Loop device B, the main writer: the biggest share, below thresh.
+    let b = s.bdi("7:1").unwrap();
+    let max = s
+        .bdis
+        .iter()
+        .map(|x| x.stats.bdi_dirty_thresh_pages())
+        .max();
+    assert_eq!(Some(b.stats.bdi_dirty_thresh_pages()), max);
+    assert!(b.stats.bdi_dirty_thresh_pages() < t);
+    // Unattached loop devices are at the non-strict idle floor.
+    let idle = s.bdi("7:5").unwrap();
+    let f = idle.stats.bdi_dirty_thresh_pages();
+    assert!(f <= (t - s.vmstat.global_dirty().unwrap()) / 8 && f >= (t - dirty_after) / 8);
+}

@@ -55,8 +55,9 @@ pub struct CrosscheckArgs {
     /// Seconds of idle baseline before the first writer starts.
     #[arg(long, default_value = "3", value_parser = parse_seconds)]
     pub baseline: Duration,
-    /// Seconds between samples.
-    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    /// Seconds between samples (completions arrive in bursts; 0.25 s places them in time
+    /// well enough for the model to age them as the kernel did).
+    #[arg(long, default_value = "0.25", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Writer A's rate, MiB/s.
     #[arg(long, default_value_t = 48)]
