@@ -251,7 +251,7 @@ pub struct BdiResult {
 }
 
 /// A phase's unused share `1 − Σ wb_thresh / DirtyThresh` over the bdis that completed
-/// writeback within the last period (the experiment's writers and any other bdi that was
+/// writeback within the last two periods (the experiment's writers and any other bdi that was
 /// writing): mean and maximum over all the phase's samples (the transient after a change is
 /// the point), for the kernel, the model and the counterfactual.
 #[derive(Debug, Clone, PartialEq)]
@@ -428,7 +428,7 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
     }
     let _ = writeln!(
         s,
-        "\nErrors: samples from {settle:.0} s after each phase began. Unused share: 1 − Σ wb_thresh / DirtyThresh over the bdis that completed writeback in the last 3 s, over all of the phase's samples (mean and maximum)."
+        "\nErrors: samples from {settle:.0} s after each phase began. Unused share: 1 − Σ wb_thresh / DirtyThresh over the bdis that completed writeback in the last 6 s, over all of the phase's samples (mean and maximum)."
     );
     s
 }

@@ -127,7 +127,8 @@ pub struct BdiRow {
     /// Samples this bdi has been tracked (0 on the first).
     pub age: u64,
     pub wb_count: Option<usize>,
-    /// Completed writeback within the last period (3 s).
+    /// Completed writeback within the last two periods (6 s; bursty writers, like a disk
+    /// flushed by other processes, complete a batch every few seconds).
     pub recent: bool,
 }
 
@@ -157,7 +158,7 @@ impl BdiRow {
         })
     }
 
-    /// Whether the bdi counts as active: it completed writeback within the last period.
+    /// Whether the bdi counts as active: it completed writeback within the last two periods.
     /// (Its fraction stays positive for many periods after it stopped.)
     pub fn active(&self) -> bool {
         self.recent
@@ -169,7 +170,7 @@ impl BdiRow {
 pub struct StepSummary {
     /// `DirtyThresh` (pages) the Redistribute water level was computed for.
     pub thresh: u64,
-    /// Bdis counted as active (writeback completed within the last period).
+    /// Bdis counted as active (writeback completed within the last two periods).
     pub active: Vec<String>,
     /// `1 − Σ_active BdiDirtyThresh / DirtyThresh`: the kernel's unused share.
     pub unused_kernel: Option<f64>,
@@ -448,7 +449,7 @@ impl<'a> Tracker<'a> {
                 wb_count: b.wb_count,
                 recent: t
                     .last_write_ms
-                    .is_some_and(|w| now.saturating_sub(w) <= self.cfg.period_ms),
+                    .is_some_and(|w| now.saturating_sub(w) <= 2 * self.cfg.period_ms),
             });
             t.age += 1;
         }

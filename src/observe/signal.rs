@@ -19,9 +19,9 @@ pub fn install() -> Result<()> {
                 INTERRUPTED.store(true, Ordering::SeqCst);
                 let n = SIGNALS.fetch_add(1, Ordering::SeqCst);
                 if n == 0 {
-                    std::eprintln!("\ndirtylimit: interrupted, cleaning up (signal again to see this message again; cleanup continues)");
+                    std::eprintln!("\ndirtylimit: interrupted, cleaning up");
                 } else {
-                    std::eprintln!("dirtylimit: still cleaning up");
+                    std::eprintln!("dirtylimit: still cleaning up (the cleanup restores settings and detaches devices; let it finish)");
                 }
             })
             .map_err(|e| format!("{e}"))
