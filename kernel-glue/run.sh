@@ -87,8 +87,8 @@ $NICE "${KMAKE[@]}" M="$B/fuse-stock/fs/fuse" modules 2>&1 | grep -v 'Skipping B
 if [ $HAVE_DL = 1 ]; then
 	step "fuse.ko (CONFIG_FUSE_DIRTY_LIMIT=y)"
 	prepare_tree "$B/fuse-dl" 1
-	cp "$HERE/include/dirtylimit.h" "$B/fuse-dl/fs/fuse/"
-	cp "$B/ffi/dirtylimit_rust.o" "$B/fuse-dl/fs/fuse/dirtylimit_rust.o_shipped_obj"
+	cp "$HERE/include/dirtylimit.h" "$HERE/include/dirtylimit_kat.h" "$B/fuse-dl/fs/fuse/"
+	cp "$B/ffi/dirtylimit_rust.o" "$B/fuse-dl/fs/fuse/dirtylimit_rust.obj"
 	$NICE "${KMAKE[@]}" M="$B/fuse-dl/fs/fuse" CONFIG_FUSE_DIRTY_LIMIT=y modules 2>&1 |
 		grep -v 'Skipping BTF' | tee "$B/fuse-dl.buildlog" || true
 	[ -f "$B/fuse-dl/fs/fuse/fuse.ko" ] || die "fuse.ko with CONFIG_FUSE_DIRTY_LIMIT did not build"

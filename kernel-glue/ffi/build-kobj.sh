@@ -43,8 +43,11 @@ EXPORTS=$(sed -n 's/^pub \(unsafe \)\?extern "C" fn \([a-z0-9_]*\).*/\2/p' "$HER
 RLIBS=$(grep -o '"filenames":\[[^]]*\]' "$OUT/cargo.json" | grep -o '[^"]*\.rlib' | sort -u)
 OBJ=$OUT/dirtylimit_rust.o
 ld -r --gc-sections $(printf -- '-u %s ' $EXPORTS) -o "$OBJ.tmp" --start-group $RLIBS --end-group
+# One object for objtool: drop the per-crate STT_FILE symbols (objtool would take several of
+# them for a linked object and force --link), the unwind tables and the notes.
+FILESYMS=$(readelf -sW "$OBJ.tmp" | awk '$4 == "FILE" && $8 != "" {print "--strip-symbol=" $8}' | sort -u)
 objcopy --remove-section=.eh_frame --remove-section=.rela.eh_frame --remove-section=.comment \
-	--remove-section=.note.GNU-stack "$OBJ.tmp" "$OBJ"
+	--remove-section=.note.GNU-stack $FILESYMS "$OBJ.tmp" "$OBJ"
 rm -f "$OBJ.tmp"
 
 fail=0
@@ -65,6 +68,16 @@ rets=$(objdump -d --no-show-raw-insn "$OBJ" | grep -cE '\sret[ql]?\b' || true)
 [ "$rets" = 0 ] || { echo "gate: FAIL: $rets bare ret instructions (want jmp __x86_return_thunk)"; fail=1; }
 icalls=$(objdump -d --no-show-raw-insn "$OBJ" | grep -cE '\s(call|jmp)q?\s+\*' || true)
 [ "$icalls" = 0 ] || { echo "gate: FAIL: $icalls indirect call/jmp (want retpoline thunks)"; fail=1; }
+# objtool with the arguments Kbuild gives module objects of this kernel, on a copy: no output.
+OBJTOOL=${OBJTOOL:-/usr/src/linux-headers-6.1.0-56-amd64/tools/objtool/objtool}
+if [ -x "$OBJTOOL" ]; then
+	cp "$OBJ" "$OUT/objtool-check.o"
+	otout=$("$OBJTOOL" --hacks=jump_label --hacks=noinstr --orc --retpoline --rethunk --sls \
+		--static-call --uaccess --module "$OUT/objtool-check.o" 2>&1) || { echo "gate: FAIL: objtool exit $?"; fail=1; }
+	[ -z "$otout" ] || { echo "gate: FAIL: objtool:"; echo "$otout" | head -20 | sed 's/^/  /'; fail=1; }
+else
+	echo "gate: objtool not found at $OBJTOOL (skipped)"
+fi
 if [ $fail = 0 ]; then
 	echo "gate: PASS ($TARGET, $(stat -c %s "$OBJ") bytes, $(nm --defined-only "$OBJ" | grep -c ' [Tt] ') functions," \
 		"undefined: $(nm -u "$OBJ" | awk '{print $2}' | tr '\n' ' ')relocations:" $relocs ")"

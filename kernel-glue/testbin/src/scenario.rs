@@ -103,12 +103,25 @@ fn writer(path: &str, size: usize) -> Writer {
         assert!(p != libc::MAP_FAILED, "mmap shared counters");
         &*(p as *const Shared)
     };
-    let fd = open_rw(path, true).unwrap_or_else(|e| panic!("writer {path}: {e}"));
-    ftruncate(fd, size as u64);
-    let m = Mapping::new(fd, size).unwrap_or_else(|e| panic!("writer mmap {path}: {e}"));
-    // SAFETY: the child only touches memory and makes raw syscalls before _exit.
+    let path = std::ffi::CString::new(path).expect("no NUL");
+    // SAFETY: the orchestrator is single-threaded (servers and writers are processes), so the
+    // child may use anything; it leaves with _exit and never returns into the caller.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // Everything file-related happens in the child: a close(2) in the parent would flush
+        // (FUSE waits for in-flight writes there, which a stalled server never answers).
+        let p = path.to_string_lossy().into_owned();
+        let fd = match open_rw(&p, true) {
+            Ok(fd) => fd,
+            // SAFETY: leaving the child.
+            Err(_) => unsafe { libc::_exit(3) },
+        };
+        ftruncate(fd, size as u64);
+        let m = match Mapping::new(fd, size) {
+            Ok(m) => m,
+            // SAFETY: leaving the child.
+            Err(_) => unsafe { libc::_exit(4) },
+        };
         let mut round = 0u8;
         'outer: loop {
             round = round.wrapping_add(1);
@@ -121,15 +134,11 @@ fn writer(path: &str, size: usize) -> Writer {
                 shared.pages.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // SAFETY: unmap our own mapping (writes it back), close, and leave without unwinding.
-        unsafe {
-            libc::munmap(m.ptr as *mut libc::c_void, m.len);
-            libc::close(fd);
-            libc::_exit(0);
-        }
+        drop(m);
+        close(fd);
+        // SAFETY: leaving the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(0) };
     }
-    std::mem::forget(m); // the parent's copy of the mapping goes with the process
-    close(fd);
     Writer { pid, shared }
 }
 
@@ -178,6 +187,11 @@ fn sample(conn: u64) -> Sample {
 
 fn budget() -> u64 {
     read_u64("/sys/module/fuse/parameters/dirty_budget_pages").unwrap_or(0)
+}
+
+/// Dirty + writeback pages over all FUSE connections, summed by the module under its lock.
+fn budget_used() -> u64 {
+    read_u64("/sys/module/fuse/parameters/dirty_budget_used").unwrap_or(0)
 }
 
 fn throttle_waits() -> u64 {
@@ -246,6 +260,7 @@ fn stall_scenario(ours: bool, r: &mut Report) {
     let mut worst_total_over = 0i64;
     let mut max_slow_thresh = 0u64;
     let mut prev_slow_usage = 0u64;
+    let mut prev_slow_thresh = 0u64;
     let mut first_fast = None;
     let mut last_fast = Sample::default();
     let mut fast_pages_mid = 0;
@@ -254,16 +269,24 @@ fn stall_scenario(ours: bool, r: &mut Report) {
     while t0.elapsed() < Duration::from_secs(9) {
         let s = sample(slow.conn);
         let f = sample(fast.conn);
-        let (tot, n) = fuse_total();
+        let (tot_files, n) = fuse_total();
+        let tot = if ours { budget_used() } else { tot_files };
         max_pinned = max_pinned.max(pinned_meminfo_pages());
         if ours {
             max_slow_thresh = max_slow_thresh.max(s.thresh);
             // Pages already pinned cannot be given back while the server is stalled, so the bound is:
             // never above the largest threshold granted, and no growth while above the current one.
-            let cap = if s.usage() > s.thresh + SLACK_CONN { prev_slow_usage } else { max_slow_thresh };
+            // Between two samples the usage may have grown while the previous threshold held.
+            let cap = if s.usage() > s.thresh.max(prev_slow_thresh) + SLACK_CONN {
+                prev_slow_usage
+            } else {
+                max_slow_thresh
+            };
             worst_slow_over = worst_slow_over.max(s.usage() as i64 - (cap + SLACK_CONN) as i64);
             prev_slow_usage = prev_slow_usage.max(s.usage());
-            worst_total_over = worst_total_over.max(tot as i64 - (b + SLACK_CONN * n) as i64);
+            prev_slow_thresh = s.thresh;
+            let b_now = budget();
+            worst_total_over = worst_total_over.max(tot as i64 - (b_now + SLACK_CONN * n) as i64);
             if first_fast.is_none() {
                 first_fast = Some(f);
             }
@@ -271,9 +294,9 @@ fn stall_scenario(ours: bool, r: &mut Report) {
         }
         if i % 10 == 0 {
             println!(
-                "  {tag} t={:.1}s slow: thr {} dirty {} wb {} | fast: thr {} dirty {} wb {} | fuse total {} B {} | fast pages {}",
+                "  {tag} t={:.1}s slow: thr {} dirty {} wb {} | fast: thr {} dirty {} wb {} | fuse total {} (files {}) B {} | fast pages {}",
                 t0.elapsed().as_secs_f64(),
-                s.thresh, s.dirty, s.wb, f.thresh, f.dirty, f.wb, tot, b,
+                s.thresh, s.dirty, s.wb, f.thresh, f.dirty, f.wb, tot, tot_files, b,
                 wf.pages()
             );
         }
@@ -353,11 +376,12 @@ fn many_mounts(ours: bool, n: usize, r: &mut Report) {
         ws.push(writer(&format!("{d}/f"), 8 << 20));
     }
     thread::sleep(Duration::from_secs(6));
-    let (tot, live) = fuse_total();
+    let (tot_files, live) = fuse_total();
+    let tot = if ours { budget_used() } else { tot_files };
     let pinned = pinned_meminfo_pages();
     let b = budget();
     if ours {
-        println!("DLTEST NUM {tag} pinned_pages_{n}_stalled_mounts {tot} (fusectl sum; meminfo Dirty+WritebackTmp {pinned}; B {b})");
+        println!("DLTEST NUM {tag} pinned_pages_{n}_stalled_mounts {tot} (module sum; fusectl files {tot_files}; meminfo Dirty+WritebackTmp {pinned}; B {b})");
         r.check(
             "many-mounts-within-budget",
             tot <= b + SLACK_CONN * live,
@@ -379,6 +403,7 @@ fn many_mounts(ours: bool, n: usize, r: &mut Report) {
     if ours {
         r.check("many-mounts-abort", all, "every writer exited after abort");
     }
+    println!("  writers stopped: all={all}");
     for m in ms {
         unmount(m);
     }
@@ -386,18 +411,28 @@ fn many_mounts(ours: bool, n: usize, r: &mut Report) {
 
 fn fsx_run(ours: bool, ops: u64, r: &mut Report) {
     let tag = if ours { "ours" } else { "stock" };
-    let old = read_u64("/sys/module/fuse/parameters/dirty_budget_ratio");
+    // B small: the budget is computed from a 4 MiB dirty threshold (1024 pages), 5% of it.
+    let p = "/sys/module/fuse/parameters/";
+    let old = read_u64(&format!("{p}dirty_budget_ratio"));
     if ours {
-        let _ = write_str("/sys/module/fuse/parameters/dirty_budget_ratio", "1");
+        let _ = write_str(&format!("{p}vm_dirty_bytes"), &(4u64 << 20).to_string());
+        let _ = write_str(&format!("{p}dirty_budget_ratio"), "5");
     }
     let w0 = throttle_waits();
     let m = mount("/mnt/fsx", false);
-    let rc = crate::fsx::main(&["/mnt/fsx/file".into(), ops.to_string(), "12345".into()]);
+    let rc = crate::fsx::main(&[
+        "/mnt/fsx/file".into(),
+        ops.to_string(),
+        "12345".into(),
+        (4u64 << 20).to_string(),
+        (64u64 << 10).to_string(),
+    ]);
     let w1 = throttle_waits();
     let b = budget();
     unmount(m);
     if let (true, Some(o)) = (ours, old) {
-        let _ = write_str("/sys/module/fuse/parameters/dirty_budget_ratio", &o.to_string());
+        let _ = write_str(&format!("{p}dirty_budget_ratio"), &o.to_string());
+        let _ = write_str(&format!("{p}vm_dirty_bytes"), "0");
     }
     if ours {
         r.check(
@@ -416,9 +451,17 @@ pub fn main(args: &[String]) -> i32 {
     let ops: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let mut r = Report { failed: false };
     let _ = std::fs::create_dir_all("/mnt");
+    let t0 = Instant::now();
+    let stage = |name: &str| println!("  [{:.1}s] {name}", t0.elapsed().as_secs_f64());
     throughput(ours, 5);
+    stage("throughput done");
     stall_scenario(ours, &mut r);
+    stage("stall scenario done");
     many_mounts(ours, 12, &mut r);
-    fsx_run(ours, ops, &mut r);
+    stage("many mounts done");
+    if ours {
+        fsx_run(ours, ops, &mut r);
+        stage("fsx done");
+    }
     i32::from(r.failed)
 }
