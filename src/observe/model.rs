@@ -15,21 +15,33 @@
 //! `DirtyThresh` that bdi's `stats` reported and the global dirty count (`nr_dirty +
 //! nr_writeback`) read from vmstat around that `stats` file.
 //!
-//! What cannot be observed and how it is handled:
+//! What cannot be observed, or only indirectly, and how it is handled:
 //!
-//! * the kernel's period phase (`dom->period_time`, set one period after the first completion
-//!   after the clock stopped): the model's clock starts at the first completion it sees. In a
-//!   steady state (constant rates) the fractions do not depend on the phase; after a change they
-//!   lag or lead the kernel by up to one period;
+//! * the kernel's period phase (`dom->period_time`, armed one period after the first
+//!   completion after the clock stopped, fired by a deferrable timer that the timer wheel
+//!   rounds up to 64 jiffies): not in /proc or /sys. When tracefs is available,
+//!   [`super::trace`] sees every `writeout_period()` run through the `timer:timer_expire_entry`
+//!   tracepoint and [`Tracker::follow_kernel_periods`] makes the model age exactly then.
+//!   Without it the model's clock starts at the first completion it sees; in a steady state
+//!   (constant rates) the fractions do not depend on the phase, but completions come in bursts
+//!   and after a change the model then lags or leads the kernel by up to a period;
 //! * the kernel's history before observation started: the model starts with every local count
 //!   at 0 and global count 1. Aging halves that unknown history every period, so it fades within
-//!   a few periods of new completions; `--warmup` samples are not scored;
+//!   a few periods of new completions;
+//! * when exactly within a sampling interval the completions happened: `BdiWritten` is read
+//!   once per sample, and the increase is spread evenly over the interval. Completions arrive
+//!   in bursts (a loop device completes 16 MiB at once), so a short interval matters when a
+//!   period boundary falls inside it;
 //! * per-cpu counter error: `BdiWritten` and the fprop counters are `percpu_counter`s read with
-//!   `percpu_counter_read_positive`, off by up to `nr_cpus × batch` events (a few dozen pages
-//!   here): negligible next to the MiB per second we feed;
+//!   `percpu_counter_read[_positive]`, which miss up to `batch − 1` not yet folded events per
+//!   CPU (`PROP_BATCH = 8·(1 + ilog2(nr_cpus))`). Negligible for a bdi with thousands of events
+//!   per period; for a bdi held at its `max_prop_frac` with a few hundred events (a FUSE bdi at
+//!   1%) it lets the kernel's fraction sit a few percent above the cap, which the exact model
+//!   does not reproduce;
 //! * the exact global dirty count at the instant the kernel computed `BdiDirtyThresh`: we read
-//!   vmstat just before and just after each `stats` file and use the midpoint; this only matters
-//!   where the idle floor `(thresh − dirty)/8` (strict: `/100`) binds;
+//!   vmstat just before and just after each `stats` file and use the midpoint ([`BdiRow::linux_lo`]
+//!   and [`BdiRow::linux_hi`] bound the model over that range); this only matters where the idle
+//!   floor `(thresh − dirty)/8` (strict: `/100`) binds;
 //! * cgroup writeback: with several `bdi_writeback`s per bdi the kernel sums `wb_calc_thresh()`
 //!   over them (each with its own fraction and idle floor); the model has one per bdi and flags
 //!   bdis with more than one wb ([`BdiRow::wb_count`]).
