@@ -24,13 +24,16 @@ use std::{format, vec};
 use crate::bdi::{Bdi, BdiId};
 use crate::domain::{Domain, DomainConfig};
 use crate::error::Error;
-use crate::global_limits::{domain_dirty_limits, global_dirtyable_memory, DirtyLimits};
+use crate::global_limits::{
+    dirty_freerun_ceiling, domain_dirty_limits, global_dirtyable_memory, DirtyLimits,
+};
 use crate::policy::{BytesMode, Policy};
 
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    update_dirty_limit, BwEstimate, Dtc, BANDWIDTH_INTERVAL_MS, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    dirty_poll_interval, update_dirty_limit, BwEstimate, Dtc, BANDWIDTH_INTERVAL_MS,
+    RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 
 /// The three policies, in the order tables and plots show them.
@@ -186,6 +189,8 @@ struct Dev {
     written: u64,
     /// Pages dirtied on this device, in total.
     dirtied: u64,
+    /// Pages granted to its writers in the current step, not yet dirty.
+    pend: u64,
     /// Unspent writeback capacity, in 1/1000 pages.
     carry: u64,
     est: BwEstimate,
@@ -211,8 +216,6 @@ struct Wr {
     carry: u64,
     dirtied: u64,
     throttled: bool,
-    /// Pages it may dirty in the current step.
-    grant: u64,
 }
 
 /// Conservation counters of a run at one instant, in pages.
@@ -359,6 +362,16 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
+    /// Number of devices.
+    pub fn n_devices(&self) -> usize {
+        self.devs.len()
+    }
+
+    /// Whether device `i` has `strict_limit` now.
+    pub fn device_strict(&self, i: usize) -> bool {
+        self.devs[i].strict
+    }
+
     /// Conservation counters summed over devices, and the writers' total.
     pub fn counts(&self) -> (Counts, u64) {
         let mut c = Counts::default();
@@ -450,49 +463,79 @@ impl<'s, 'a> Sim<'s, 'a> {
         let limit = self.hard_limit();
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
+        // Writers go one after the other and see the pages granted before
+        // them in this step (`gd`, `pend`), so that free-running writers stop
+        // at the freerun ceiling as the kernel's polling would stop them.
+        let mut gd = gdirty;
+        let freerun_ceiling = dirty_freerun_ceiling(self.lim.thresh, self.lim.bg_thresh);
         for w in self.wrs.iter_mut() {
-            w.grant = 0;
             w.throttled = false;
             if !(w.start <= t && t < w.stop) {
                 w.carry = 0;
                 continue;
             }
-            let d = &self.devs[w.dev];
+            let d = &mut self.devs[w.dev];
+            let wb_dirty = d.dirty + d.writeback + d.pend;
             let dtc = Dtc {
                 thresh: self.lim.thresh,
                 bg_thresh: self.lim.bg_thresh,
                 dirty_limit: limit,
-                dirty: gdirty,
+                dirty: gd,
                 wb_thresh: d.wb_thresh,
                 wb_bg_thresh: d.wb_bg_thresh,
-                wb_dirty: d.dirty + d.writeback,
+                wb_dirty,
                 write_bw: d.est.avg,
                 strict_limit: d.strict,
             };
-            let mut rate = w.rate;
-            let mut pipe_cap = u64::MAX;
-            if !dtc.freerun() {
+            let grant;
+            if dtc.freerun() {
+                // Free run up to the ceiling plus one polling interval
+                // (dirty_poll_interval()); past it the task would be throttled.
+                let (cur, ceil, th) = if d.strict {
+                    (
+                        wb_dirty,
+                        dirty_freerun_ceiling(d.wb_thresh, d.wb_bg_thresh),
+                        d.wb_thresh,
+                    )
+                } else {
+                    (gd, freerun_ceiling, self.lim.thresh)
+                };
+                let room = ceil.saturating_sub(cur) + dirty_poll_interval(cur, th);
+                let credit = w.carry + w.rate * dt;
+                if credit / 1000 > room {
+                    grant = room;
+                    w.carry = 0;
+                    w.throttled = true;
+                } else {
+                    grant = credit / 1000;
+                    w.carry = credit % 1000;
+                }
+            } else {
                 w.throttled = true;
                 let pos_ratio = dtc.position_ratio();
                 // dirty_ratelimit ~ write_bw / N for N tasks on the bdi.
                 let dirty_ratelimit = d.est.avg / u64::from(d.n_writers.max(1));
                 let task_ratelimit = ((u128::from(dirty_ratelimit) * u128::from(pos_ratio))
                     >> RATELIMIT_CALC_SHIFT) as u64;
-                rate = rate.min(task_ratelimit);
-                if task_ratelimit == 0 {
-                    // The pipe left open for a bdi with almost nothing dirty.
-                    pipe_cap = WB_STAT_ERROR.saturating_sub(dtc.wb_dirty);
+                let credit = w.carry + w.rate.min(task_ratelimit) * dt;
+                // With task_ratelimit 0, the pipe left open for a bdi with
+                // almost nothing dirty (wb_stat_error()).
+                let cap = if task_ratelimit == 0 {
+                    WB_STAT_ERROR.saturating_sub(wb_dirty)
+                } else {
+                    u64::MAX
+                };
+                if credit / 1000 > cap {
+                    grant = cap;
+                    w.carry = 0;
+                } else {
+                    grant = credit / 1000;
+                    w.carry = credit % 1000;
                 }
             }
-            let credit = w.carry + rate * dt;
-            let mut grant = credit / 1000;
-            if grant > pipe_cap {
-                grant = pipe_cap;
-                w.carry = 0;
-            } else {
-                w.carry = credit % 1000;
-            }
-            w.grant = grant;
+            w.dirtied += grant;
+            d.pend += grant;
+            gd += grant;
             step_dirtied += grant;
             any_throttled |= w.throttled;
         }
@@ -541,15 +584,10 @@ impl<'s, 'a> Sim<'s, 'a> {
             }
         }
         // 6. The writers' pages become dirty.
-        for w in self.wrs.iter_mut() {
-            if w.grant > 0 {
-                let d = &mut self.devs[w.dev];
-                d.dirty += w.grant;
-                d.dirtied += w.grant;
-                w.dirtied += w.grant;
-            }
-        }
         for d in self.devs.iter_mut() {
+            d.dirty += d.pend;
+            d.dirtied += d.pend;
+            d.pend = 0;
             nr_dirty += d.dirty;
             nr_writeback += d.writeback;
             d.peak_pinned = d.peak_pinned.max(d.dirty + d.writeback);

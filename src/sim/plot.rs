@@ -169,26 +169,146 @@ fn event_times(sc: &Scenario) -> Vec<f64> {
         .collect()
 }
 
-fn title_area<DB: DrawingBackend>(
+/// One legend entry: label, colour, line width, dashed.
+struct Key {
+    label: String,
+    color: RGBAColor,
+    width: u32,
+    dashed: bool,
+}
+
+impl Key {
+    fn new(label: impl Into<String>, color: RGBAColor, width: u32) -> Self {
+        Key {
+            label: label.into(),
+            color,
+            width,
+            dashed: false,
+        }
+    }
+}
+
+/// Title, subtitle and a legend shared by all panels; returns the area left.
+fn header<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     sub: &str,
+    keys: &[Key],
 ) -> Result<DrawingArea<DB, Shift>, String> {
     root.fill(&WHITE).map_err(err)?;
-    let (top, body) = root.split_vertically(70);
+    let (w, _) = root.dim_in_pixel();
+    let font = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
+    // Lay the legend out in rows.
+    let mut rows: Vec<Vec<(i32, &Key)>> = std::vec![Vec::new()];
+    let mut x = 20i32;
+    for k in keys {
+        let (tw, _) = root.estimate_text_size(&k.label, &font).map_err(err)?;
+        let need = 34 + tw as i32 + 22;
+        if x + need > w as i32 - 10 && x > 20 {
+            rows.push(Vec::new());
+            x = 20;
+        }
+        if let Some(r) = rows.last_mut() {
+            r.push((x, k));
+        }
+        x += need;
+    }
+    let legend_h = if keys.is_empty() {
+        0
+    } else {
+        22 * rows.len() as u32 + 6
+    };
+    let (top, body) = root.split_vertically(68 + legend_h);
     top.draw_text(
         title,
         &(FONT, 24).into_font().style(FontStyle::Bold).color(&BLACK),
-        (20, 10),
+        (20, 8),
     )
     .map_err(err)?;
     top.draw_text(
         sub,
-        &(FONT, 16).into_font().color(&RGBColor(70, 70, 70)),
-        (20, 42),
+        &(FONT, 15).into_font().color(&RGBColor(70, 70, 70)),
+        (20, 40),
     )
     .map_err(err)?;
+    for (ri, row) in rows.iter().enumerate() {
+        let y = 68 + 22 * ri as i32 + 10;
+        for &(x, k) in row {
+            let style = ShapeStyle::from(k.color).stroke_width(k.width);
+            if k.dashed {
+                for seg in 0..3 {
+                    let x0 = x + seg * 11;
+                    top.draw(&PathElement::new([(x0, y), (x0 + 7, y)], style))
+                        .map_err(err)?;
+                }
+            } else {
+                top.draw(&PathElement::new([(x, y), (x + 28, y)], style))
+                    .map_err(err)?;
+            }
+            top.draw_text(&k.label, &font, (x + 34, y - 8))
+                .map_err(err)?;
+        }
+    }
     Ok(body)
+}
+
+/// Log scale below this share of the largest value: small devices (a FUSE
+/// mount at 1%) would be invisible on a linear axis.
+const LOG_SCALE_BELOW: f64 = 1.0 / 20.0;
+/// The bottom of a log axis (MiB).
+const LOG_FLOOR_MIB: f64 = 0.1;
+
+/// A y axis in MiB, linear or log10 (values are then drawn as their log).
+#[derive(Clone, Copy)]
+struct YAxis {
+    log: bool,
+    max: f64,
+}
+
+impl YAxis {
+    fn range(&self) -> core::ops::Range<f64> {
+        if self.log {
+            LOG_FLOOR_MIB.log10()..self.max.log10()
+        } else {
+            0.0..self.max
+        }
+    }
+    fn y(&self, v: f64) -> f64 {
+        if self.log {
+            v.max(LOG_FLOOR_MIB).log10()
+        } else {
+            v
+        }
+    }
+    fn label(&self, v: f64) -> String {
+        if !self.log {
+            return format!("{v:.0}");
+        }
+        if (v - v.round()).abs() > 1e-6 {
+            return String::new();
+        }
+        let x = 10f64.powf(v.round());
+        if x < 1.0 {
+            format!("{x:.1}")
+        } else {
+            format!("{x:.0}")
+        }
+    }
+    fn desc(&self) -> &'static str {
+        if self.log {
+            "MiB (log scale)"
+        } else {
+            "MiB"
+        }
+    }
+    fn ticks(&self) -> usize {
+        if self.log {
+            let r = self.range();
+            (r.end.floor() - r.start.ceil()) as usize + 1
+        } else {
+            10
+        }
+    }
 }
 
 fn draw_thresh<DB: DrawingBackend>(
@@ -196,19 +316,14 @@ fn draw_thresh<DB: DrawingBackend>(
     sc: &Scenario,
     runs: &[Recording],
 ) -> DrawResult {
-    let body = title_area(
-        root,
-        &sc.title,
-        "wb_thresh per device (thick) and its dirty + writeback pages (thin); dashed: global threshold T; \
-         grey lines: changes",
-    )?;
     let dur = sc.duration_ms as f64 / 1000.0;
     let gs = groups(sc.devices.iter().map(|d| d.group.as_str()));
     let mut ymax = 1.0f64;
+    let mut group_max = std::vec![0.0f64; gs.len()];
     for r in runs {
         for (k, g) in r.global.iter().enumerate() {
             ymax = ymax.max(mib(g.thresh));
-            for (_, members) in &gs {
+            for (gi, (_, members)) in gs.iter().enumerate() {
                 let (mut a, mut b) = (0u64, 0u64);
                 for &d in members {
                     let s = r.dev(k, d);
@@ -216,13 +331,41 @@ fn draw_thresh<DB: DrawingBackend>(
                     b += s.dirty + s.writeback;
                 }
                 ymax = ymax.max(mib(a)).max(mib(b));
+                group_max[gi] = group_max[gi].max(mib(a));
             }
         }
     }
-    let ymax = ymax * 1.08;
+    let log = group_max
+        .iter()
+        .any(|&m| m > 0.0 && m < ymax * LOG_SCALE_BELOW);
+    let yax = YAxis {
+        log,
+        max: if log { ymax * 2.0 } else { ymax * 1.08 },
+    };
+    let ymax = yax.range().end;
+    let ymin = yax.range().start;
+    let mut keys = std::vec![Key {
+        label: "T (dirty thresh)".into(),
+        color: BLACK.mix(0.6),
+        width: 1,
+        dashed: true,
+    }];
+    for (gi, (name, members)) in gs.iter().enumerate() {
+        let c = color(gi);
+        let l = group_label(name, members.len());
+        keys.push(Key::new(format!("{l} wb_thresh"), c.to_rgba(), 3));
+        keys.push(Key::new(format!("{l} dirty+writeback"), c.mix(0.55), 1));
+    }
+    let body = header(
+        root,
+        &sc.title,
+        "wb_thresh per device (thick) and its dirty + writeback pages (thin); dashed: global threshold T; \
+         grey: changes",
+        &keys,
+    )?;
     let events = event_times(sc);
     let areas = body.split_evenly((runs.len().max(1), 1));
-    for (pi, (area, r)) in areas.iter().zip(runs).enumerate() {
+    for (area, r) in areas.iter().zip(runs) {
         let policy = r.policy.map_or("?", policy_title);
         let mut chart = ChartBuilder::on(area)
             .caption(policy, (FONT, 18))
@@ -231,12 +374,15 @@ fn draw_thresh<DB: DrawingBackend>(
             .margin_bottom(5)
             .x_label_area_size(38)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..dur, 0f64..ymax)
+            .build_cartesian_2d(0f64..dur, yax.range())
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("time (s)")
-            .y_desc("MiB")
+            .y_desc(yax.desc())
+            .y_labels(yax.ticks())
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| yax.label(*v))
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .light_line_style(WHITE.mix(0.0))
@@ -245,7 +391,7 @@ fn draw_thresh<DB: DrawingBackend>(
         for &t in &events {
             chart
                 .draw_series(LineSeries::new(
-                    [(t, 0.0), (t, ymax)],
+                    [(t, ymin), (t, ymax)],
                     RGBColor(170, 170, 170).stroke_width(1),
                 ))
                 .map_err(err)?;
@@ -253,7 +399,7 @@ fn draw_thresh<DB: DrawingBackend>(
         let tline = r
             .global
             .iter()
-            .map(|g| (g.t_ms as f64 / 1000.0, mib(g.thresh)));
+            .map(|g| (g.t_ms as f64 / 1000.0, yax.y(mib(g.thresh))));
         chart
             .draw_series(DashedLineSeries::new(
                 tline,
@@ -261,10 +407,8 @@ fn draw_thresh<DB: DrawingBackend>(
                 4,
                 BLACK.mix(0.6).stroke_width(1),
             ))
-            .map_err(err)?
-            .label("T (dirty thresh)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.6)));
-        for (gi, (name, members)) in gs.iter().enumerate() {
+            .map_err(err)?;
+        for (gi, (_, members)) in gs.iter().enumerate() {
             let c = color(gi);
             let pts = |f: &dyn Fn(&super::record::DevSample) -> u64| -> Vec<(f64, f64)> {
                 r.global
@@ -272,7 +416,7 @@ fn draw_thresh<DB: DrawingBackend>(
                     .enumerate()
                     .map(|(k, g)| {
                         let v: u64 = members.iter().map(|&d| f(r.dev(k, d))).sum();
-                        (g.t_ms as f64 / 1000.0, mib(v))
+                        (g.t_ms as f64 / 1000.0, yax.y(mib(v)))
                     })
                     .collect()
             };
@@ -281,25 +425,9 @@ fn draw_thresh<DB: DrawingBackend>(
                     pts(&|s| s.dirty + s.writeback),
                     c.mix(0.55).stroke_width(1),
                 ))
-                .map_err(err)?
-                .label(format!("{} dirty+wb", group_label(name, members.len())))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], c.mix(0.55).stroke_width(1))
-                });
+                .map_err(err)?;
             chart
                 .draw_series(LineSeries::new(pts(&|s| s.wb_thresh), c.stroke_width(3)))
-                .map_err(err)?
-                .label(format!("{} wb_thresh", group_label(name, members.len())))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
-        }
-        if pi == 0 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT, 13))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .draw()
                 .map_err(err)?;
         }
     }
@@ -312,10 +440,27 @@ fn draw_unused<DB: DrawingBackend>(
     runs: &[Recording],
     metrics: &[Metrics],
 ) -> DrawResult {
-    let body = title_area(
+    let keys: Vec<Key> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let avg = metrics
+                .iter()
+                .find(|m| Some(m.policy) == r.policy)
+                .and_then(|m| m.unused_share)
+                .map_or("n/a".to_string(), |u| format!("{:.1}%", u * 100.0));
+            Key::new(
+                format!("{}: average {avg}", r.policy.map_or("?", policy_title)),
+                POLICY_COLORS[i % POLICY_COLORS.len()].to_rgba(),
+                2,
+            )
+        })
+        .collect();
+    let body = header(
         root,
-        &format!("{}: unallocated share of the dirty limit", sc.name),
-        "(T − Σ wb_thresh) / T over time per policy; legend: its average while some writer is throttled",
+        &format!("{}: share of the dirty limit allocated to nobody", sc.name),
+        "(T − Σ wb_thresh) / T over time, per policy; averages over the time some writer is throttled",
+        &keys,
     )?;
     let dur = sc.duration_ms as f64 / 1000.0;
     let mut chart = ChartBuilder::on(&body)
@@ -330,7 +475,9 @@ fn draw_unused<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("time (s)")
-        .y_desc("unused share of T (%)")
+        .y_desc("unallocated share of T (%)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .light_line_style(WHITE.mix(0.0))
@@ -354,28 +501,10 @@ fn draw_unused<DB: DrawingBackend>(
             };
             (g.t_ms as f64 / 1000.0, u * 100.0)
         });
-        let avg = metrics
-            .iter()
-            .find(|m| Some(m.policy) == r.policy)
-            .and_then(|m| m.unused_share)
-            .map_or("n/a".to_string(), |u| format!("{:.1}%", u * 100.0));
         chart
             .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-            .map_err(err)?
-            .label(format!(
-                "{} — average {avg}",
-                r.policy.map_or("?", policy_title)
-            ))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+            .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(err)?;
     Ok(())
 }
 
@@ -387,20 +516,28 @@ fn draw_throughput<DB: DrawingBackend>(
     sc: &Scenario,
     runs: &[Recording],
 ) -> DrawResult {
-    let body = title_area(
-        root,
-        &format!("{}: writer throughput", sc.name),
-        "pages dirtied per second by each writer (1 s average), one panel per policy",
-    )?;
     let dur = sc.duration_ms as f64 / 1000.0;
     let gs = groups(sc.writers.iter().map(|w| w.group.as_str()));
+    let keys: Vec<Key> = gs
+        .iter()
+        .enumerate()
+        .map(|(gi, (name, m))| Key::new(group_label(name, m.len()), color(gi).to_rgba(), 2))
+        .collect();
+    let body = header(
+        root,
+        &format!("{}: writer throughput", sc.name),
+        "pages each writer dirtied per second (1 s average), one panel per policy",
+        &keys,
+    )?;
     let win = (RATE_WINDOW_MS / sc.sample_ms).max(1) as usize;
+    // A trailing average; shorter at the start, where fewer samples exist.
     let series = |r: &Recording, members: &[usize]| -> Vec<(f64, f64)> {
-        (win..r.len())
+        (1..r.len())
             .map(|k| {
+                let k0 = k.saturating_sub(win);
                 let now: u64 = members.iter().map(|&w| r.writer(k, w).dirtied).sum();
-                let before: u64 = members.iter().map(|&w| r.writer(k - win, w).dirtied).sum();
-                let secs = (r.global[k].t_ms - r.global[k - win].t_ms) as f64 / 1000.0;
+                let before: u64 = members.iter().map(|&w| r.writer(k0, w).dirtied).sum();
+                let secs = (r.global[k].t_ms - r.global[k0].t_ms) as f64 / 1000.0;
                 (r.global[k].t_ms as f64 / 1000.0, mib(now - before) / secs)
             })
             .collect()
@@ -416,7 +553,7 @@ fn draw_throughput<DB: DrawingBackend>(
     let ymax = ymax * 1.08;
     let events = event_times(sc);
     let areas = body.split_evenly((runs.len().max(1), 1));
-    for (pi, (area, r)) in areas.iter().zip(runs).enumerate() {
+    for (area, r) in areas.iter().zip(runs) {
         let mut chart = ChartBuilder::on(area)
             .caption(r.policy.map_or("?", policy_title), (FONT, 18))
             .margin_left(10)
@@ -430,6 +567,8 @@ fn draw_throughput<DB: DrawingBackend>(
             .configure_mesh()
             .x_desc("time (s)")
             .y_desc("MiB/s")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .light_line_style(WHITE.mix(0.0))
@@ -443,22 +582,12 @@ fn draw_throughput<DB: DrawingBackend>(
                 ))
                 .map_err(err)?;
         }
-        for (gi, (name, members)) in gs.iter().enumerate() {
-            let c = color(gi);
+        for (gi, (_, members)) in gs.iter().enumerate() {
             chart
-                .draw_series(LineSeries::new(series(r, members), c.stroke_width(2)))
-                .map_err(err)?
-                .label(group_label(name, members.len()))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-        }
-        if pi == 0 && !gs.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT, 13))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .draw()
+                .draw_series(LineSeries::new(
+                    series(r, members),
+                    color(gi).stroke_width(2),
+                ))
                 .map_err(err)?;
         }
     }

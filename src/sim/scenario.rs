@@ -315,15 +315,15 @@ struct File {
     period_ms: Option<u64>,
     #[serde(default, deserialize_with = "opt_rate")]
     max_rate_mib_s: Option<f64>,
-    memory: Spanned<MemoryFile>,
+    memory: MemoryFile,
     #[serde(default)]
     vm: Option<VmFile>,
     #[serde(default)]
-    device: Vec<Spanned<DeviceFile>>,
+    device: Vec<DeviceFile>,
     #[serde(default)]
-    writer: Vec<Spanned<WriterFile>>,
+    writer: Vec<WriterFile>,
     #[serde(default)]
-    event: Vec<Spanned<EventFile>>,
+    event: Vec<EventFile>,
 }
 
 #[derive(Deserialize)]
@@ -353,22 +353,14 @@ struct VmFile {
 }
 
 /// Settings that a device entry and an event share.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct Settings {
-    #[serde(default, deserialize_with = "opt_percent")]
     min_ratio: Option<u32>,
-    #[serde(default, deserialize_with = "opt_percent")]
     max_ratio: Option<u32>,
-    #[serde(default, deserialize_with = "opt_ppm")]
     min_ratio_fine: Option<u32>,
-    #[serde(default, deserialize_with = "opt_ppm")]
     max_ratio_fine: Option<u32>,
-    #[serde(default)]
     min_bytes: Option<u64>,
-    #[serde(default)]
     max_bytes: Option<u64>,
-    #[serde(default)]
     strict_limit: Option<bool>,
 }
 
@@ -402,6 +394,20 @@ impl Settings {
     }
 }
 
+macro_rules! settings_of {
+    ($x:expr) => {
+        Settings {
+            min_ratio: $x.min_ratio,
+            max_ratio: $x.max_ratio,
+            min_ratio_fine: $x.min_ratio_fine,
+            max_ratio_fine: $x.max_ratio_fine,
+            min_bytes: $x.min_bytes,
+            max_bytes: $x.max_bytes,
+            strict_limit: $x.strict_limit,
+        }
+    };
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeviceFile {
@@ -412,8 +418,20 @@ struct DeviceFile {
     count: Option<u32>,
     #[serde(default, deserialize_with = "opt_positive_u64")]
     inflight_ms: Option<u64>,
-    #[serde(flatten)]
-    settings: Settings,
+    #[serde(default, deserialize_with = "opt_percent")]
+    min_ratio: Option<u32>,
+    #[serde(default, deserialize_with = "opt_percent")]
+    max_ratio: Option<u32>,
+    #[serde(default, deserialize_with = "opt_ppm")]
+    min_ratio_fine: Option<u32>,
+    #[serde(default, deserialize_with = "opt_ppm")]
+    max_ratio_fine: Option<u32>,
+    #[serde(default)]
+    min_bytes: Option<u64>,
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    strict_limit: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -439,8 +457,20 @@ struct EventFile {
     label: Option<String>,
     #[serde(default, deserialize_with = "opt_rate")]
     bandwidth_mib_s: Option<f64>,
-    #[serde(flatten)]
-    settings: Settings,
+    #[serde(default, deserialize_with = "opt_percent")]
+    min_ratio: Option<u32>,
+    #[serde(default, deserialize_with = "opt_percent")]
+    max_ratio: Option<u32>,
+    #[serde(default, deserialize_with = "opt_ppm")]
+    min_ratio_fine: Option<u32>,
+    #[serde(default, deserialize_with = "opt_ppm")]
+    max_ratio_fine: Option<u32>,
+    #[serde(default)]
+    min_bytes: Option<u64>,
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    strict_limit: Option<bool>,
 }
 
 // Value checks, run by the deserializer so that the TOML error points at the value.
@@ -561,7 +591,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 fn parse_file(text: &str, origin: &str) -> Result<File, ScenarioError> {
     let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&e, None, text, origin))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = e
+            .path()
+            .to_string()
+            .split('.')
+            .filter(|s| !s.starts_with("$__serde_spanned"))
+            .collect::<Vec<_>>()
+            .join(".");
         let field = (path != "." && !path.is_empty()).then_some(path);
         toml_error(e.inner(), field, text, origin)
     })
@@ -657,7 +693,7 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
     }
 
     // Memory.
-    let m = f.memory.get_ref();
+    let m = &f.memory;
     let mem = match (
         m.dirtyable_mib,
         m.free_mib.or(m.file_lru_mib).or(m.reserve_mib),
@@ -673,11 +709,12 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
             file_lru: mib_to_pages(m.file_lru_mib.unwrap_or(0.0)),
         },
         _ => {
+            let at = text.find("[memory]").unwrap_or(0);
             return Err(cx.err(
-                f.memory.span(),
+                at..at,
                 "memory".into(),
                 "give either dirtyable_mib, or free_mib/reserve_mib/file_lru_mib".into(),
-            ))
+            ));
         }
     };
 
@@ -729,8 +766,7 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
     let mut devices: Vec<DeviceSpec> = Vec::new();
     let mut groups: Vec<String> = Vec::new();
     for (i, d) in f.device.iter().enumerate() {
-        let d_span = d.span();
-        let d = d.get_ref();
+        let d_span = d.name.span();
         let base = d.name.get_ref().clone();
         let field = format!("device[{i}].name");
         if !valid_name(&base) {
@@ -740,7 +776,7 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
                 format!("{base:?} is not a valid name"),
             ));
         }
-        if groups.iter().any(|g| *g == base) {
+        if groups.contains(&base) {
             return Err(cx.err(
                 d.name.span(),
                 field,
@@ -753,7 +789,6 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         // The queue depth follows the fastest bandwidth the device ever has.
         let mut peak_bw = bandwidth;
         for e in &f.event {
-            let e = e.get_ref();
             if *e.device.get_ref() == base {
                 if let Some(b) = e.bandwidth_mib_s {
                     peak_bw = peak_bw.max(mib_to_pages(b));
@@ -772,7 +807,7 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
                 group: base.clone(),
                 bandwidth,
                 inflight,
-                settings: d.settings.actions(),
+                settings: settings_of!(d).actions(),
                 line: line_col(text, d_span.start).0,
             });
         }
@@ -806,7 +841,6 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
     // Writers.
     let mut writers: Vec<WriterSpec> = Vec::new();
     for (i, w) in f.writer.iter().enumerate() {
-        let w = w.get_ref();
         let base = w.name.get_ref().clone();
         if !valid_name(&base) {
             return Err(cx.err(
@@ -863,8 +897,7 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
     // Events.
     let mut events: Vec<Event> = Vec::new();
     for (i, e) in f.event.iter().enumerate() {
-        let e_span = e.span();
-        let e = e.get_ref();
+        let e_span = e.device.span();
         let members = group_members(e.device.get_ref());
         if members.is_empty() {
             return Err(cx.err(
@@ -877,7 +910,7 @@ fn build(f: File, text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         if let Some(b) = e.bandwidth_mib_s {
             actions.push(Action::Bandwidth(mib_to_pages(b)));
         }
-        actions.extend(e.settings.actions());
+        actions.extend(settings_of!(e).actions());
         if actions.is_empty() {
             return Err(cx.err(
                 e_span,

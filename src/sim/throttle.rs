@@ -33,16 +33,31 @@ pub const WB_STAT_ERROR: u64 = 8 * (1 + NR_CPUS.ilog2() as u64) * NR_CPUS;
 /// `pos_ratio_polynom()`: `1 + ((setpoint - dirty) / (limit - setpoint))^3`,
 /// clamped to `[0, 2]`, in `RATELIMIT_CALC_SHIFT` fixed point.
 pub fn pos_ratio_polynom(setpoint: u64, dirty: u64, limit: u64) -> u64 {
-    let den = i128::from(limit.saturating_sub(setpoint) | 1);
-    let x = ((i128::from(setpoint) - i128::from(dirty)) << RATELIMIT_CALC_SHIFT) / den;
-    // The kernel's `long` x is within [-1024, 1024] whenever dirty < limit;
-    // i128 keeps the out-of-range cases well defined without overflow.
-    let x = x.clamp(-(1 << 40), 1 << 40);
+    let den = (limit.saturating_sub(setpoint) | 1).min(i64::MAX as u64) as i64;
+    // Page counts are far below 2^52, so the shift cannot overflow; clamp
+    // anyway (inputs past 2^52 pages only saturate the result).
+    let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
+    let x = (diff << RATELIMIT_CALC_SHIFT) / den;
+    // The kernel's x is within [-1024, 1024] whenever dirty < limit. Beyond
+    // ±4096 the result is clamped to 0 or 2 anyway, so clamping x there
+    // changes nothing and keeps x³ within i64.
+    let x = x.clamp(-4096, 4096);
     let mut p = x;
     p = (p * x) >> RATELIMIT_CALC_SHIFT;
-    p = p.saturating_mul(x) >> RATELIMIT_CALC_SHIFT;
+    p = (p * x) >> RATELIMIT_CALC_SHIFT;
     p += 1 << RATELIMIT_CALC_SHIFT;
     p.clamp(0, 2 << RATELIMIT_CALC_SHIFT) as u64
+}
+
+/// `dirty_poll_interval()`: how many pages a free-running task may dirty
+/// before it looks at the limits again, about the square root of the room
+/// left below `thresh`.
+pub fn dirty_poll_interval(dirty: u64, thresh: u64) -> u64 {
+    if thresh > dirty {
+        1 << ((thresh - dirty).ilog2() >> 1)
+    } else {
+        1
+    }
 }
 
 /// The inputs of one `balance_dirty_pages()` evaluation: the fields of
@@ -114,17 +129,21 @@ impl Dtc {
             return pos_ratio.min(wb_pos_ratio);
         }
 
-        // The per-wb linear control line.
-        let thresh = self.thresh;
+        // The per-wb linear control line, in the kernel's 64-bit arithmetic
+        // (page counts are below 2^32, so nothing here can overflow; the
+        // saturating operations only make that explicit).
+        let thresh = self.thresh.min(u64::from(u32::MAX));
         let wb_thresh = self.wb_thresh.min(thresh);
-        let x = (u128::from(wb_thresh) << 16) / u128::from(thresh | 1);
-        let wb_setpoint = ((u128::from(setpoint) * x) >> 16) as u64;
-        let span =
-            ((u128::from(thresh - wb_thresh) + 8 * u128::from(self.write_bw)) * x >> 16) as u64;
-        let x_intercept = wb_setpoint + span;
+        let x = (wb_thresh << 16) / (thresh | 1);
+        let wb_setpoint = setpoint.saturating_mul(x) >> 16;
+        let span = (thresh - wb_thresh)
+            .saturating_add(self.write_bw.saturating_mul(8))
+            .saturating_mul(x)
+            >> 16;
+        let x_intercept = wb_setpoint.saturating_add(span);
         if self.wb_dirty < x_intercept - span / 4 {
-            pos_ratio = (u128::from(pos_ratio) * u128::from(x_intercept - self.wb_dirty)
-                / u128::from((x_intercept - wb_setpoint) | 1)) as u64;
+            pos_ratio = pos_ratio.saturating_mul(x_intercept - self.wb_dirty)
+                / ((x_intercept - wb_setpoint) | 1);
         } else {
             // The 1/4 floor of the control line.
             pos_ratio /= 4;
@@ -133,8 +152,7 @@ impl Dtc {
         let x_intercept = wb_thresh / 2;
         if self.wb_dirty < x_intercept {
             if self.wb_dirty > x_intercept / 8 {
-                pos_ratio = (u128::from(pos_ratio) * u128::from(x_intercept)
-                    / u128::from(self.wb_dirty)) as u64;
+                pos_ratio = pos_ratio.saturating_mul(x_intercept) / self.wb_dirty;
             } else {
                 pos_ratio *= 8;
             }
