@@ -23,10 +23,19 @@
 //! `m_i + min(c_i, R(T) · x_i / S)` with `R(T) = T − committed(T)`: the shares
 //! of uncapped bdis sum to at most `R(T)`, so `Σ wb_thresh ≤ T` at any time and
 //! any `T`, and at a recompute point this is exactly the water level above.
-//! When a completion brings an uncapped bdi's share up to its room (checked
-//! in O(1) on its own count), the level is marked stale and the domain's next
-//! [`tick`](crate::domain::Domain::tick) recomputes it: the excess goes to
-//! the others at the next tick, not at the next period.
+//! The capped set can go out of date between recomputes in two ways, both
+//! detected in O(1) by the completion path, which then marks the level stale
+//! so that the domain's next [`tick`](crate::domain::Domain::tick)
+//! recomputes it (the share moves at the next tick, not the next period):
+//!
+//! * an uncapped bdi's share `R·x_i/S` reaches its room `c_i` (checked on
+//!   its own count);
+//! * `S` grows past the point where a capped bdi `j` would fall below its
+//!   room, `R·x_j < c_j·S`. Capped counts only grow between recomputes, so
+//!   it is enough to watch the capped bdi with the smallest `x_j / c_j`,
+//!   found at the recompute. Without this a bdi alone at its cap (which may
+//!   be all of `T`) would keep it until the next period while a newcomer
+//!   starts writing.
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
 
@@ -50,7 +59,10 @@ pub struct WaterLevel {
     /// (each floor and cap rounded on its own) at that threshold.
     t0: u64,
     committed0: u128,
-    /// An uncapped bdi's share has reached its room since the recompute.
+    /// The capped bdi nearest to falling below its room: its count and room.
+    uncap_x: u64,
+    uncap_room: u64,
+    /// The capped set is out of date since the recompute.
     stale: bool,
 }
 
@@ -156,6 +168,16 @@ impl WaterLevel {
             ..WaterLevel::default()
         };
         for b in slots.iter().filter(|b| b.live) {
+            let x = b.completions.events(g);
+            // The capped bdi with the smallest x / room uncaps first.
+            if b.capped
+                && b.room > 0
+                && (level.uncap_room == 0
+                    || (x as u128) * (level.uncap_room as u128)
+                        < (level.uncap_x as u128) * (b.room as u128))
+            {
+                (level.uncap_x, level.uncap_room) = (x, b.room);
+            }
             let l = match (b.capped, b.capped_at_min) {
                 (true, false) => b.max,
                 _ => b.min,
@@ -163,9 +185,7 @@ impl WaterLevel {
             level.committed.add(l);
             level.committed0 = level.committed0.saturating_add(u128::from(l.resolve(t0)));
             if !b.capped {
-                level.uncapped_events = level
-                    .uncapped_events
-                    .saturating_add(b.completions.events(g));
+                level.uncapped_events = level.uncapped_events.saturating_add(x);
             }
         }
         level.rest0 = level.rest(t0);
@@ -201,14 +221,16 @@ impl WaterLevel {
 
     /// The completion path of an uncapped bdi `b` whose count is now `x`:
     /// adds `nr` to `S`, and marks the level stale when `b`'s share at the
-    /// recomputed level, `R·x/S`, has reached its room (one multiplication,
-    /// no other bdi looked at).
+    /// recomputed level, `R·x/S`, has reached its room, or when the larger
+    /// `S` pushes the nearest capped bdi below its room (two
+    /// multiplications, no other bdi looked at).
     #[inline]
     pub fn add_uncapped(&mut self, b: &Bdi, x: u64, nr: u64) {
         self.uncapped_events = self.uncapped_events.saturating_add(nr);
         if !self.stale {
-            self.stale = (self.rest0 as u128) * (x as u128)
-                >= (b.room as u128) * (self.uncapped_events as u128);
+            let (r, s) = (self.rest0 as u128, self.uncapped_events as u128);
+            self.stale = r * (x as u128) >= (b.room as u128) * s
+                || r * (self.uncap_x as u128) < (self.uncap_room as u128) * s;
         }
     }
 

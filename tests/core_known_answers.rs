@@ -194,3 +194,24 @@ fn redistribute_reacts_at_the_next_tick_linux_in_periods() {
     //        100,000 * 1,000 / 1,002 = 99,800.
     assert_eq!(got, vec![(1_000, 9_999), (99, 99_800), (1_000, 99_000)]);
 }
+
+#[test]
+fn a_bdi_alone_at_its_cap_makes_room_at_the_next_tick() {
+    // The SSD writes alone: its share is all of T, which is also its cap.
+    // Then a second bdi completes as much: at the next tick (no period
+    // boundary) the two share T equally: 100,000 * 1,000 / 2,000 each.
+    let t = 100_000;
+    let mut slots = [Bdi::EMPTY; 2];
+    let mut d = Domain::new(&mut slots, DomainConfig::new(Policy::Redistribute));
+    let (ssd, usb) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
+    d.update_dirty_limit(t);
+    d.writeout_inc(ssd, 1_000, 0);
+    d.tick(10);
+    assert_eq!(d.wb_thresh(ssd, t, t), t);
+    d.writeout_inc(usb, 1_000, 20);
+    d.tick(30);
+    assert_eq!(
+        (d.wb_thresh(ssd, t, t), d.wb_thresh(usb, t, t)),
+        (50_000, 50_000)
+    );
+}
