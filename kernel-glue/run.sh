@@ -80,20 +80,36 @@ fi
 
 # ---------------------------------------------------------------- modules
 KMAKE=(make -s -C "$KHDR" CONFIG_CUSE= CONFIG_VIRTIO_FS= -j2)
-step "fuse.ko (stock)"
-prepare_tree "$B/fuse-stock" 0
-$NICE "${KMAKE[@]}" M="$B/fuse-stock/fs/fuse" modules 2>&1 | grep -v 'Skipping BTF' || true
-[ -f "$B/fuse-stock/fs/fuse/fuse.ko" ] || die "stock fuse.ko did not build"
+# Build fuse.ko in $1 (patched if $2 = 1) unless a build from the same inputs is there already.
+build_fuse() {
+	local dir=$1 dl=$2 key
+	key=$( (cat "$PRISTINE/.stamp" "$HERE/run.sh"
+		if [ "$dl" = 1 ]; then cat "$HERE"/patches/*.patch "$HERE"/include/*.h "$B/ffi/dirtylimit_rust.o"; fi) |
+		sha256sum | cut -c1-16)
+	if [ -f "$dir/fs/fuse/fuse.ko" ] && [ "$(cat "$dir/.key" 2>/dev/null)" = "$key" ]; then
+		echo "(up to date)"
+		return 0
+	fi
+	prepare_tree "$dir" "$dl"
+	local extra=()
+	if [ "$dl" = 1 ]; then
+		cp "$HERE/include/dirtylimit.h" "$HERE/include/dirtylimit_kat.h" "$dir/fs/fuse/"
+		cp "$B/ffi/dirtylimit_rust.o" "$dir/fs/fuse/dirtylimit_rust.obj"
+		extra=(CONFIG_FUSE_DIRTY_LIMIT=y)
+	fi
+	$NICE "${KMAKE[@]}" M="$dir/fs/fuse" "${extra[@]}" modules 2>&1 | grep -v 'Skipping BTF' | tee "$dir.buildlog" || true
+	[ -f "$dir/fs/fuse/fuse.ko" ] || die "fuse.ko in $dir did not build"
+	if grep -qiE 'warning|error' "$dir.buildlog"; then die "warnings/errors while building $dir (see above)"; fi
+	echo "$key" >"$dir/.key"
+}
+step "fuse.ko, stock and (if the patch is there) with CONFIG_FUSE_DIRTY_LIMIT=y, in parallel"
+build_fuse "$B/fuse-stock" 0 &
+pids=($!)
 if [ $HAVE_DL = 1 ]; then
-	step "fuse.ko (CONFIG_FUSE_DIRTY_LIMIT=y)"
-	prepare_tree "$B/fuse-dl" 1
-	cp "$HERE/include/dirtylimit.h" "$HERE/include/dirtylimit_kat.h" "$B/fuse-dl/fs/fuse/"
-	cp "$B/ffi/dirtylimit_rust.o" "$B/fuse-dl/fs/fuse/dirtylimit_rust.obj"
-	$NICE "${KMAKE[@]}" M="$B/fuse-dl/fs/fuse" CONFIG_FUSE_DIRTY_LIMIT=y modules 2>&1 |
-		grep -v 'Skipping BTF' | tee "$B/fuse-dl.buildlog" || true
-	[ -f "$B/fuse-dl/fs/fuse/fuse.ko" ] || die "fuse.ko with CONFIG_FUSE_DIRTY_LIMIT did not build"
-	if grep -qi 'warning' "$B/fuse-dl.buildlog"; then die "warnings while building fuse.ko (see above)"; fi
+	build_fuse "$B/fuse-dl" 1 &
+	pids+=($!)
 fi
+for p in "${pids[@]}"; do wait "$p" || die "module build failed"; done
 
 # ---------------------------------------------------------------- guest test binaries
 step "static test binaries"
@@ -126,7 +142,7 @@ LOG=$B/guest.log
 set +e
 timeout "$GUEST_TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 768 \
 	-kernel "$VMLINUZ" -initrd "$B/initramfs.cpio.gz" \
-	-append "console=ttyS0 panic=-1 loglevel=${GUEST_LOGLEVEL:-4} quiet rdinit=/init dltest.fsx_ops=$FSX_OPS" \
+	-append "console=ttyS0 panic=-1 loglevel=${GUEST_LOGLEVEL:-4} quiet rdinit=/init dltest.fsx_ops=$FSX_OPS${GUEST_QUICK:+ dltest.quick=$GUEST_QUICK}" \
 	-nographic -no-reboot -monitor none -serial stdio </dev/null >"$LOG" 2>&1
 qrc=$?
 set -e

@@ -131,7 +131,7 @@ impl Fsx {
             self.shadow.resize(end as usize, 0);
         }
         let data = self.fill(len as usize);
-        let sync = self.rng.below(8) == 0;
+        let sync = self.rng.below(16) == 0;
         let Some(m) = self.mapping() else { return };
         // SAFETY: [off, off+len) lies inside the mapping (maxlen >= end) and the file (size >= end).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), m.ptr.add(off as usize), data.len()) };
@@ -218,17 +218,19 @@ pub fn main(args: &[String]) -> i32 {
     };
     let t0 = std::time::Instant::now();
     let mut counts = [0u64; 6];
+    let mut secs = [0f64; 6];
     for i in 0..ops {
         let op = f.rng.below(100);
         let k = match op {
             0..=19 => 0,
-            20..=41 => 1,
-            42..=74 => 2,
-            75..=91 => 3,
-            92..=97 => 4,
+            20..=42 => 1,
+            43..=77 => 2,
+            78..=94 => 3,
+            95..=97 => 4,
             _ => 5,
         };
         counts[k] += 1;
+        let t = std::time::Instant::now();
         match k {
             0 => f.op_read(),
             1 => f.op_write(),
@@ -237,6 +239,7 @@ pub fn main(args: &[String]) -> i32 {
             4 => f.op_truncate(),
             _ => f.op_sync(),
         }
+        secs[k] += t.elapsed().as_secs_f64();
         if i % 1000 == 999 {
             f.map = None; // munmap: FUSE writes the file back synchronously
             f.full_check("periodic");
@@ -260,6 +263,10 @@ pub fn main(args: &[String]) -> i32 {
         }
         Err(_) => f.errors += 1,
     }
+    println!(
+        "fsx: seconds per kind: read {:.1} write {:.1} mapwrite {:.1} mapread {:.1} truncate {:.1} sync {:.1}",
+        secs[0], secs[1], secs[2], secs[3], secs[4], secs[5]
+    );
     println!(
         "fsx: {ops} ops (read {} write {} mapwrite {} mapread {} truncate {} sync {}) in {:.1}s, \
          final size {}, mismatches {}, errors {}",

@@ -15,6 +15,7 @@ fn main() {
         "serve" => server::main(rest),
         "fsx" => fsx::main(rest),
         "scenario" => scenario::main(rest),
+        "fsxbench" => scenario::fsxbench(rest),
         _ => {
             eprintln!("usage: dltest serve|fsx|scenario ...");
             2
