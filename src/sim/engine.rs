@@ -520,10 +520,17 @@ impl<'s, 'a> Sim<'s, 'a> {
                 let credit = w.carry + w.rate.min(task_ratelimit) * dt;
                 // With task_ratelimit 0, the pipe left open for a bdi with
                 // almost nothing dirty (wb_stat_error()).
+                // Otherwise the step stops where pos_ratio reaches 0 (the hard
+                // limit; wb_thresh with strictlimit): the kernel re-evaluates
+                // every few dozen pages and would not dirty past it.
                 let cap = if task_ratelimit == 0 {
                     WB_STAT_ERROR.saturating_sub(wb_dirty)
+                } else if d.strict {
+                    limit
+                        .saturating_sub(gd)
+                        .min(d.wb_thresh.saturating_sub(wb_dirty))
                 } else {
-                    u64::MAX
+                    limit.saturating_sub(gd)
                 };
                 if credit / 1000 > cap {
                     grant = cap;

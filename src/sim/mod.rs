@@ -115,7 +115,7 @@
 //! # Metrics
 //!
 //! See [`record::metrics`]: convergence of every `wb_thresh` to within 5% (at
-//! least 0.5% of `T`) of its steady value (the mean over the last 20% of the
+//! least 0.1% of `T`) of its steady value (the mean over the last 20% of the
 //! interval to the next change); the unused share `(T − Σ wb_thresh)/T`
 //! averaged over the steps in which some writer is throttled; writer
 //! throughput; peak pinned pages per device; peak global dirty vs the hard

@@ -174,7 +174,7 @@ pub struct Metrics {
 pub const CONVERGENCE_REL: f64 = 0.05;
 /// ...but at least this share of `T` (a steady value near 0 would otherwise
 /// demand an exact match).
-pub const CONVERGENCE_ABS_OF_T: f64 = 0.005;
+pub const CONVERGENCE_ABS_OF_T: f64 = 0.001;
 /// The steady value after a change is the mean over this last share of the
 /// interval up to the next change.
 pub const STEADY_TAIL: f64 = 0.2;
