@@ -51,13 +51,14 @@ fi
 [ -f "$VMLINUZ" ] || die "no $VMLINUZ"
 
 # ---------------------------------------------------------------- fs/fuse sources
-step "fs/fuse from linux-source-6.1"
 PRISTINE=$B/linux-6.1-fuse
-if [ ! -f "$PRISTINE/.stamp" ]; then
-	rm -rf "$PRISTINE" && mkdir -p "$PRISTINE"
-	tar -xJf "$KSRC_TAR" -C "$PRISTINE" --strip-components=1 --wildcards 'linux-source-6.1/fs/fuse/*'
-	touch "$PRISTINE/.stamp"
-fi
+extract_fuse() {
+	if [ ! -f "$PRISTINE/.stamp" ]; then
+		rm -rf "$PRISTINE" && mkdir -p "$PRISTINE"
+		tar -xJf "$KSRC_TAR" -C "$PRISTINE" --strip-components=1 --wildcards 'linux-source-6.1/fs/fuse/*'
+		echo "extracted from $KSRC_TAR" >"$PRISTINE/.stamp"
+	fi
+}
 
 # A fresh copy of fs/fuse, optionally patched. $1 = dir, $2 = apply patches (0/1)
 prepare_tree() {
@@ -70,13 +71,34 @@ prepare_tree() {
 	fi
 }
 
-# ---------------------------------------------------------------- Rust object + gate
+# ------------------------------------- in parallel: sources, Rust object + gate, test binaries, host check
 HAVE_DL=0
 if [ -d "$HERE/ffi" ] && ls "$HERE"/patches/*.patch >/dev/null 2>&1; then HAVE_DL=1; fi
+DLTEST=$B/testbin-target/x86_64-unknown-linux-gnu/release/dltest
+build_testbin() {
+	cd "$HERE/testbin" && CARGO_TARGET_DIR=$B/testbin-target RUSTFLAGS="-C target-feature=+crt-static" \
+		$NICE cargo build -q --release --target x86_64-unknown-linux-gnu
+}
+step "in parallel: fs/fuse extraction, Rust object for the kernel + gate, test binaries, host-side C check"
+declare -A JOBS=()
+extract_fuse >"$B/extract.log" 2>&1 & JOBS[extract]=$!
 if [ $HAVE_DL = 1 ]; then
-	step "Rust object for the kernel (ffi) + gate"
-	$NICE bash "$HERE/ffi/build-kobj.sh" "$B/ffi" || die "kernel object build or gate failed"
+	$NICE bash "$HERE/ffi/build-kobj.sh" "$B/ffi" >"$B/kobj.log" 2>&1 & JOBS[kobj]=$!
 fi
+build_testbin >"$B/testbin.log" 2>&1 & JOBS[testbin]=$!
+if [ -d "$HERE/hostcheck" ]; then
+	$NICE bash "$HERE/hostcheck/run.sh" "$B/hostcheck" >"$B/hostcheck.log" 2>&1 & JOBS[hostcheck]=$!
+fi
+failed=()
+for j in extract kobj testbin hostcheck; do
+	[ -n "${JOBS[$j]:-}" ] || continue
+	wait "${JOBS[$j]}" || failed+=("$j")
+	grep -hE '^(gate|DLTEST|build-kobj)' "$B/$j.log" || true
+done
+for j in "${failed[@]}"; do
+	echo "---- $j failed:"; tail -30 "$B/$j.log"
+done
+((${#failed[@]} == 0)) || die "failed: ${failed[*]}"
 
 # ---------------------------------------------------------------- modules
 KMAKE=(make -s -C "$KHDR" CONFIG_CUSE= CONFIG_VIRTIO_FS= -j2)
@@ -110,20 +132,6 @@ if [ $HAVE_DL = 1 ]; then
 	pids+=($!)
 fi
 for p in "${pids[@]}"; do wait "$p" || die "module build failed"; done
-
-# ---------------------------------------------------------------- guest test binaries
-step "static test binaries"
-export CARGO_TARGET_DIR=$B/testbin-target
-(cd "$HERE/testbin" && RUSTFLAGS="-C target-feature=+crt-static" $NICE cargo build -q --release \
-	--target x86_64-unknown-linux-gnu) || die "testbin build failed"
-DLTEST=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/dltest
-unset CARGO_TARGET_DIR
-
-# ---------------------------------------------------------------- host-side ABI check
-if [ -d "$HERE/hostcheck" ]; then
-	step "host-side C check of the ABI"
-	$NICE bash "$HERE/hostcheck/run.sh" "$B/hostcheck" || die "host-side C check failed"
-fi
 
 # ---------------------------------------------------------------- initramfs
 step "initramfs"
