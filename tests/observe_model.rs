@@ -209,3 +209,57 @@ fn vanished_bdis_and_counter_resets_are_tolerated() {
         .unwrap_err();
     assert!(format!("{err}").contains("7:1"), "{err}");
 }
+
+#[test]
+fn seeding_from_the_kernel_starts_at_its_fractions() {
+    let (mut l, mut r) = tracker_slots();
+    let mut tr = Tracker::new(
+        &mut l,
+        &mut r,
+        TrackerConfig {
+            seed_from_kernel: true,
+            ..TrackerConfig::default()
+        },
+    );
+    let mut devs = [dev("7:0"), dev("7:1"), dev("7:2")];
+    // The kernel's global count is 10,000 (unknown to the tracker): 7:0 has 6,000, 7:1 3,000,
+    // 7:2 (at its idle floor T/8) the rest.
+    let kernel = |s: &mut Sample, a: f64, b: f64| {
+        s.bdis[0].stats.bdi_dirty_thresh_kb = (a * T as f64) as u64 * 4;
+        s.bdis[1].stats.bdi_dirty_thresh_kb = (b * T as f64) as u64 * 4;
+        s.bdis[2].stats.bdi_dirty_thresh_kb = T / 8 * 4;
+    };
+    let mut s0 = sample(0, &devs, 0);
+    kernel(&mut s0, 0.6, 0.3);
+    let (rows, _) = tr.step(&s0).unwrap();
+    assert_eq!(rows[0].linux, T / 8, "nothing fed yet");
+    // An idle interval shows nothing about the global count: still unseeded.
+    let mut s1 = sample(1000, &devs, 0);
+    kernel(&mut s1, 0.6, 0.3);
+    let (rows, _) = tr.step(&s1).unwrap();
+    assert_eq!(rows[0].linux, T / 8);
+    // 1,000 pages complete on 7:0; the kernel's fractions move to 7000/11000 and 3000/11000.
+    devs[0].written = 1000;
+    let mut s2 = sample(2000, &devs, 0);
+    kernel(&mut s2, 7000.0 / 11000.0, 3000.0 / 11000.0);
+    let (rows, _) = tr.step(&s2).unwrap();
+    let near = |x: u64, want: f64| (x as f64 - want).abs() / want < 0.005;
+    assert!(
+        near(rows[0].linux, T as f64 * 7.0 / 11.0),
+        "{}",
+        rows[0].linux
+    );
+    assert!(
+        near(rows[1].linux, T as f64 * 3.0 / 11.0),
+        "{}",
+        rows[1].linux
+    );
+    assert_eq!(rows[2].linux, T / 8);
+    // Without seeding, 7:0 has all the completions the model saw.
+    let (mut l2, mut r2) = tracker_slots();
+    let mut plain = Tracker::new(&mut l2, &mut r2, TrackerConfig::default());
+    plain.step(&s0).unwrap();
+    plain.step(&s1).unwrap();
+    let (rows, _) = plain.step(&s2).unwrap();
+    assert!(rows[0].linux > T * 99 / 100, "{}", rows[0].linux);
+}

@@ -108,6 +108,10 @@ pub struct CrosscheckArgs {
     /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
     #[arg(long)]
     pub free_running_periods: bool,
+    /// Start the model empty instead of from the kernel's fractions and estimated global
+    /// count (see `TrackerConfig::seed_from_kernel`).
+    #[arg(long)]
+    pub no_seed: bool,
     /// Say what is being set up and torn down.
     #[arg(long)]
     pub verbose: bool,
@@ -510,19 +514,18 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     let image = args.image_mib.max(64) * MIB;
     let file_size = image / 2;
     // Two loop devices with ext4.
-    let mut mounts = Vec::new();
-    for name in ["a", "b"] {
+    let mut loop_fs = |name: &str| -> Result<(PathBuf, String, String)> {
         let img = lab.image(&format!("{name}.img"), image)?;
         let dev = lab.attach_loop(&img)?;
         lab.mkfs_ext4(&dev)?;
         let dir = lab.subdir(name)?;
         lab.mount(&dev, &dir)?;
         let bdi = lab::bdi_of(&dir)?;
-        mounts.push((dir, dev, bdi));
         signal::check()?;
-    }
-    let (dir_a, dev_a, bdi_a) = mounts[0].clone();
-    let (dir_b, dev_b, bdi_b) = mounts[1].clone();
+        Ok((dir, dev, bdi))
+    };
+    let (dir_a, dev_a, bdi_a) = loop_fs("a")?;
+    let (dir_b, dev_b, bdi_b) = loop_fs("b")?;
     let mut labels = Labels::default();
     labels.set(&bdi_a, &format!("A {}", dev_a.trim_start_matches("/dev/")));
     labels.set(&bdi_b, &format!("B {}", dev_b.trim_start_matches("/dev/")));
@@ -608,7 +611,10 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
         args.interval,
         None,
         256,
-        TrackerConfig::default(),
+        TrackerConfig {
+            seed_from_kernel: !args.no_seed,
+            ..TrackerConfig::default()
+        },
         if args.free_running_periods {
             Periods::FreeRunning
         } else {

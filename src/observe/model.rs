@@ -25,9 +25,11 @@
 //!   Without it the model's clock starts at the first completion it sees; in a steady state
 //!   (constant rates) the fractions do not depend on the phase, but completions come in bursts
 //!   and after a change the model then lags or leads the kernel by up to a period;
-//! * the kernel's history before observation started: the model starts with every local count
-//!   at 0 and global count 1. Aging halves that unknown history every period, so it fades within
-//!   a few periods of new completions;
+//! * the kernel's history before observation started: the counts are not shown, only the
+//!   thresholds. With [`TrackerConfig::seed_from_kernel`] the model starts from the fractions
+//!   read off `BdiDirtyThresh` and a global count estimated from how they move when the first
+//!   completions arrive (`f' = (f·G + Δ)/(G + D)`); without it the model starts empty and the
+//!   kernel's older history fades by halving every period;
 //! * when exactly within a sampling interval the completions happened: `BdiWritten` is read
 //!   once per sample, and the increase is spread evenly over the interval. Completions arrive
 //!   in bursts (a loop device completes 16 MiB at once), so a short interval matters when a
@@ -68,6 +70,13 @@ pub struct TrackerConfig {
     pub period_ms: u64,
     /// Slices each interval's completions are split into.
     pub slices: u32,
+    /// Start the model from the kernel's state instead of empty: fractions read off
+    /// `BdiDirtyThresh` (where it is above the idle floor), and the kernel's global count —
+    /// not observable directly — estimated from how those fractions move when the first
+    /// completions arrive (an interval with completions and, when periods are followed, no
+    /// period boundary). Until then, and if no estimate comes within 40 intervals, the model
+    /// runs unseeded.
+    pub seed_from_kernel: bool,
 }
 
 impl Default for TrackerConfig {
@@ -75,6 +84,7 @@ impl Default for TrackerConfig {
         TrackerConfig {
             period_ms: 3000,
             slices: 32,
+            seed_from_kernel: false,
         }
     }
 }
@@ -193,6 +203,19 @@ pub struct StepSummary {
     pub period_deadline: Option<u64>,
 }
 
+/// A kernel fraction read off `BdiDirtyThresh` (see [`TrackerConfig::seed_from_kernel`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Inferred {
+    linux: BdiId,
+    redis: BdiId,
+    f: f64,
+    /// Read off the threshold (`false`: a share of the remainder given to a bdi at its floor).
+    visible: bool,
+}
+
+/// Intervals to wait for a completion burst that shows the kernel's global count.
+const SEED_TRIES: u32 = 40;
+
 /// The model of the running kernel plus the counterfactual, over caller-provided slots.
 pub struct Tracker<'a> {
     cfg: TrackerConfig,
@@ -202,6 +225,9 @@ pub struct Tracker<'a> {
     last_ms: Option<u64>,
     /// When set, the model's periods follow the kernel's observed `writeout_period()` runs.
     warp: Option<Warp>,
+    /// Seeding in progress: the fractions seen at the previous sample, and how many
+    /// intervals were tried.
+    pending_seed: Option<(Vec<Inferred>, u32)>,
 }
 
 fn model_err(what: String, e: crate::error::Error) -> ObserveError {
@@ -221,6 +247,7 @@ impl<'a> Tracker<'a> {
             bdis: BTreeMap::new(),
             last_ms: None,
             warp: None,
+            pending_seed: None,
         }
     }
 
@@ -360,6 +387,103 @@ impl<'a> Tracker<'a> {
         Ok(())
     }
 
+    /// The kernel's completion fractions as far as the sample shows them: from `BdiDirtyThresh`
+    /// where it is above the idle floor and below the cap (`(wb_thresh − T·min)/(T·(1−Σmin))`),
+    /// the cap's share where it sits at the cap. What is left of 1 is spread over the bdis at
+    /// their idle floor (each at most `floor/pool`, the most it can have while at the floor),
+    /// so that the fractions relate to the global count as the kernel's do.
+    fn infer_fractions(&self, s: &Sample) -> Vec<Inferred> {
+        let sum_min: u64 = s.bdis.iter().map(|b| b.knobs.min_ratio_fine).sum();
+        let mut known = Vec::new();
+        let mut at_floor = Vec::new();
+        for b in &s.bdis {
+            let Some(t) = self.bdis.get(&b.name) else {
+                continue;
+            };
+            let th = b.stats.dirty_thresh_pages() as f64;
+            let k = b.stats.bdi_dirty_thresh_pages() as f64;
+            let dirty = b.dirty_estimate() as f64;
+            let floor = if th > dirty {
+                ((th - dirty) / if b.knobs.strict_limit { 100.0 } else { 8.0 }).floor()
+            } else {
+                0.0
+            };
+            let cap = th * b.knobs.max_ratio_fine.min(1_000_000) as f64 / 1e6;
+            let min = th * b.knobs.min_ratio_fine as f64 / 1e6;
+            let pool = th * (1e6 - sum_min.min(1_000_000) as f64) / 1e6;
+            if pool <= 0.0 {
+                continue;
+            }
+            let (f, visible) = if k > floor + 1.0 && k + 1.0 < cap {
+                ((k - min) / pool, true)
+            } else if k + 1.0 >= cap && cap > floor + 1.0 {
+                // At the cap: at least the cap's share (exact when the cap is 100%).
+                ((cap - min) / pool, cap + 1.0 >= th)
+            } else {
+                at_floor.push(Inferred {
+                    linux: t.linux,
+                    redis: t.redis,
+                    f: ((floor - min) / pool).clamp(0.0, 1.0),
+                    visible: false,
+                });
+                continue;
+            };
+            known.push(Inferred {
+                linux: t.linux,
+                redis: t.redis,
+                f: f.clamp(0.0, 1.0),
+                visible,
+            });
+        }
+        let total: f64 = known.iter().map(|x| x.f).sum();
+        if total > 1.0 {
+            for x in &mut known {
+                x.f /= total;
+            }
+        } else if !at_floor.is_empty() {
+            let each = (1.0 - total) / at_floor.len() as f64;
+            for mut x in at_floor {
+                x.f = each.min(x.f);
+                known.push(x);
+            }
+        }
+        known
+    }
+
+    /// The kernel's global count at the previous sample, from how the visible fractions moved
+    /// when `deltas` completions arrived (no period boundary in between):
+    /// `f' = (f·G + Δ)/(G + D)` gives `G = (Δ − f'·D)/(f' − f)`; the median over the bdis whose
+    /// fraction moved by at least 0.2%.
+    fn estimate_global(
+        before: &[Inferred],
+        after: &[Inferred],
+        deltas: &[(BdiId, BdiId, u64)],
+    ) -> Option<f64> {
+        let d_total: u64 = deltas.iter().map(|d| d.2).sum();
+        if d_total == 0 {
+            return None;
+        }
+        let mut est: Vec<f64> = Vec::new();
+        for b in before.iter().filter(|b| b.visible) {
+            let Some(a) = after.iter().find(|a| a.linux == b.linux && a.visible) else {
+                continue;
+            };
+            if (a.f - b.f).abs() < 0.002 {
+                continue;
+            }
+            let own = deltas.iter().find(|d| d.0 == b.linux).map_or(0, |d| d.2) as f64;
+            let g = (own - a.f * d_total as f64) / (a.f - b.f);
+            if g.is_finite() && g > 0.0 {
+                est.push(g);
+            }
+        }
+        if est.is_empty() {
+            return None;
+        }
+        est.sort_by(|x, y| x.total_cmp(y));
+        est.get(est.len() / 2).copied()
+    }
+
     /// Feeds one sample and returns the per-bdi rows (in the sample's order) and the totals.
     pub fn step(&mut self, s: &Sample) -> Result<(Vec<BdiRow>, StepSummary)> {
         self.step_with_boundaries(s, &[])
@@ -393,6 +517,34 @@ impl<'a> Tracker<'a> {
         self.linux.update_dirty_limit(thresh);
         self.redis.update_dirty_limit(thresh);
 
+        // Seeding: wait for an interval with completions and no kernel period boundary, read
+        // the kernel's global count off the fractions' response, then top the model's counts
+        // up to the kernel's fractions of the previous sample.
+        let mut seed: Vec<(BdiId, BdiId, u64)> = Vec::new();
+        if self.cfg.seed_from_kernel && self.last_ms.is_none() {
+            self.pending_seed = Some((self.infer_fractions(s), 0));
+        } else if let Some((before, tries)) = self.pending_seed.take() {
+            let after = self.infer_fractions(s);
+            let clean = self.warp.is_none() || boundaries.is_empty();
+            let g = if clean {
+                Self::estimate_global(&before, &after, &deltas)
+            } else {
+                None
+            };
+            match g {
+                Some(g) => {
+                    for b in &before {
+                        let have = self.linux.fraction(b.linux).numerator;
+                        let want = (b.f * g).round() as u64;
+                        if want > have {
+                            seed.push((b.linux, b.redis, want - have));
+                        }
+                    }
+                }
+                None if tries < SEED_TRIES => self.pending_seed = Some((after, tries + 1)),
+                None => {}
+            }
+        }
         let start = self.last_ms.unwrap_or(now).min(now);
         if let Some(w) = self.warp.as_mut() {
             w.push(boundaries);
@@ -414,6 +566,13 @@ impl<'a> Tracker<'a> {
         };
         let span = now - start;
         let k = u64::from(self.cfg.slices.max(1));
+        if !seed.is_empty() {
+            let at = clock(start);
+            for (l, r, n) in seed {
+                self.linux.writeout_inc(l, n, at);
+                self.redis.writeout_inc(r, n, at);
+            }
+        }
         for j in 0..k {
             let at = clock(start + span * (j + 1) / k);
             self.linux.tick(at);

@@ -48,6 +48,10 @@ pub struct ObserveArgs {
     /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
     #[arg(long)]
     pub free_running_periods: bool,
+    /// Start the model empty instead of from the kernel's fractions and estimated global
+    /// count (see `TrackerConfig::seed_from_kernel`).
+    #[arg(long)]
+    pub no_seed: bool,
 }
 
 impl Default for ObserveArgs {
@@ -62,6 +66,7 @@ impl Default for ObserveArgs {
             max_bdis: 256,
             slices: 32,
             free_running_periods: false,
+            no_seed: false,
         }
     }
 }
@@ -380,6 +385,7 @@ pub fn run_observe(args: &ObserveArgs) -> Result<()> {
         args.max_bdis,
         TrackerConfig {
             slices: args.slices,
+            seed_from_kernel: !args.no_seed,
             ..TrackerConfig::default()
         },
         if args.free_running_periods {
