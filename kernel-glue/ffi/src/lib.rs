@@ -17,7 +17,9 @@
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::{align_of, size_of};
 use dirtylimit::domain::{Domain, DomainConfig};
-use dirtylimit::global_limits::{domain_dirty_limits, global_dirtyable_memory, MemInfo, VmDirtyConfig};
+use dirtylimit::global_limits::{
+    domain_dirty_limits, global_dirtyable_memory, MemInfo, VmDirtyConfig,
+};
 use dirtylimit::{Bdi, BdiId, Error, Policy};
 
 const EINVAL: c_int = 22;
@@ -120,8 +122,8 @@ pub unsafe extern "C" fn dirtylimit_init(
     if dom.is_null()
         || slots.is_null()
         || period_len == 0
-        || (dom as usize) % align_of::<Dom>() != 0
-        || (slots as usize) % align_of::<Bdi>() != 0
+        || !dom.cast::<Dom>().is_aligned()
+        || !slots.cast::<Bdi>().is_aligned()
     {
         return -EINVAL;
     }
@@ -151,7 +153,9 @@ pub unsafe extern "C" fn dirtylimit_init(
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_add(dom: *mut c_void) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else { return -EINVAL };
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
     match d.add_bdi() {
         Ok(BdiId(id)) => c_int::try_from(id).unwrap_or(-EINVAL),
         Err(e) => errno(e),
@@ -165,7 +169,9 @@ pub unsafe extern "C" fn dirtylimit_add(dom: *mut c_void) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_remove(dom: *mut c_void, id: u32) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else { return -EINVAL };
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
     status(d.remove_bdi(BdiId(id)))
 }
 
@@ -175,9 +181,15 @@ pub unsafe extern "C" fn dirtylimit_remove(dom: *mut c_void, id: u32) -> c_int {
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_set_min_ratio(dom: *mut c_void, id: u32, percent: u32) -> c_int {
+pub unsafe extern "C" fn dirtylimit_set_min_ratio(
+    dom: *mut c_void,
+    id: u32,
+    percent: u32,
+) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else { return -EINVAL };
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
     status(d.set_min_ratio(BdiId(id), percent))
 }
 
@@ -187,9 +199,15 @@ pub unsafe extern "C" fn dirtylimit_set_min_ratio(dom: *mut c_void, id: u32, per
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_set_max_ratio(dom: *mut c_void, id: u32, percent: u32) -> c_int {
+pub unsafe extern "C" fn dirtylimit_set_max_ratio(
+    dom: *mut c_void,
+    id: u32,
+    percent: u32,
+) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else { return -EINVAL };
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
     status(d.set_max_ratio(BdiId(id), percent))
 }
 
@@ -200,7 +218,9 @@ pub unsafe extern "C" fn dirtylimit_set_max_ratio(dom: *mut c_void, id: u32, per
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_min_ratio_fine(dom: *const c_void, id: u32) -> i64 {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain_ref(dom) }) else { return -i64::from(EINVAL) };
+    let Some(d) = (unsafe { domain_ref(dom) }) else {
+        return -i64::from(EINVAL);
+    };
     match d.min_ratio_fine(BdiId(id)) {
         Ok(v) => i64::try_from(v).unwrap_or(i64::MAX),
         Err(e) => i64::from(errno(e)),
@@ -214,7 +234,9 @@ pub unsafe extern "C" fn dirtylimit_min_ratio_fine(dom: *const c_void, id: u32) 
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_max_ratio_fine(dom: *const c_void, id: u32) -> i64 {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain_ref(dom) }) else { return -i64::from(EINVAL) };
+    let Some(d) = (unsafe { domain_ref(dom) }) else {
+        return -i64::from(EINVAL);
+    };
     match d.max_ratio_fine(BdiId(id)) {
         Ok(v) => i64::try_from(v).unwrap_or(i64::MAX),
         Err(e) => i64::from(errno(e)),
@@ -264,7 +286,12 @@ pub unsafe extern "C" fn dirtylimit_update_dirty_limit(dom: *mut c_void, thresh:
 /// # Safety
 /// See [`domain_ref`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_wb_thresh(dom: *const c_void, id: u32, thresh: u64, dirty: u64) -> u64 {
+pub unsafe extern "C" fn dirtylimit_wb_thresh(
+    dom: *const c_void,
+    id: u32,
+    thresh: u64,
+    dirty: u64,
+) -> u64 {
     // SAFETY: forwarded contract.
     match unsafe { domain_ref(dom) } {
         Some(d) => d.wb_thresh(BdiId(id), thresh, dirty),

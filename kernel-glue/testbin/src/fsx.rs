@@ -95,7 +95,12 @@ impl Fsx {
         let data = self.fill(len as usize);
         // SAFETY: data is a live buffer of len bytes.
         let r = unsafe {
-            libc::pwrite(self.fd, data.as_ptr() as *const libc::c_void, data.len(), off as i64)
+            libc::pwrite(
+                self.fd,
+                data.as_ptr() as *const libc::c_void,
+                data.len(),
+                off as i64,
+            )
         };
         if r != len as isize {
             eprintln!("fsx: pwrite({off},{len}) = {r}");
@@ -134,7 +139,9 @@ impl Fsx {
         let sync = self.rng.below(16) == 0;
         let Some(m) = self.mapping() else { return };
         // SAFETY: [off, off+len) lies inside the mapping (maxlen >= end) and the file (size >= end).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), m.ptr.add(off as usize), data.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), m.ptr.add(off as usize), data.len())
+        };
         if sync && m.msync(libc::MS_SYNC) != 0 {
             self.errors += 1;
         }
@@ -151,7 +158,9 @@ impl Fsx {
         let Some(m) = self.mapping() else { return };
         let mut got = vec![0u8; len as usize];
         // SAFETY: [off, off+len) lies inside the mapping and the file.
-        unsafe { std::ptr::copy_nonoverlapping(m.ptr.add(off as usize), got.as_mut_ptr(), got.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(m.ptr.add(off as usize), got.as_mut_ptr(), got.len())
+        };
         self.compare("mapread", off, &got);
     }
 
@@ -244,7 +253,12 @@ pub fn main(args: &[String]) -> i32 {
             f.map = None; // munmap: FUSE writes the file back synchronously
             f.full_check("periodic");
             if i % 5000 == 4999 {
-                println!("  fsx: {} ops, {:.1}s, mismatches {}", i + 1, t0.elapsed().as_secs_f64(), f.mismatches);
+                println!(
+                    "  fsx: {} ops, {:.1}s, mismatches {}",
+                    i + 1,
+                    t0.elapsed().as_secs_f64(),
+                    f.mismatches
+                );
             }
         }
     }

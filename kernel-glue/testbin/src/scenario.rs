@@ -19,7 +19,10 @@ struct Report {
 }
 impl Report {
     fn check(&mut self, name: &str, ok: bool, detail: &str) {
-        println!("DLTEST {} {name}: {detail}", if ok { "PASS" } else { "FAIL" });
+        println!(
+            "DLTEST {} {name}: {detail}",
+            if ok { "PASS" } else { "FAIL" }
+        );
         if !ok {
             self.failed = true;
         }
@@ -52,7 +55,11 @@ fn mount(dir: &str, stall_now: bool) -> Mount {
         thread::sleep(Duration::from_millis(20));
     }
     let conn = conn_id(dir).unwrap_or(0);
-    Mount { dir: dir.to_string(), child, conn }
+    Mount {
+        dir: dir.to_string(),
+        child,
+        conn,
+    }
 }
 
 fn unmount(mut m: Mount) {
@@ -327,12 +334,18 @@ fn stall_scenario(ours: bool, r: &mut Report) {
         r.check(
             "fast-thresh-grows",
             last_fast.thresh > ff.thresh,
-            &format!("fast dirty_thresh {} -> {} while the stalled one decayed to {}", ff.thresh, last_fast.thresh, s_before.thresh),
+            &format!(
+                "fast dirty_thresh {} -> {} while the stalled one decayed to {}",
+                ff.thresh, last_fast.thresh, s_before.thresh
+            ),
         );
         r.check(
             "fast-keeps-writing",
             fast_pages_end > fast_pages_mid,
-            &format!("fast writer dirtied {} pages in the second half of the stall", fast_pages_end - fast_pages_mid),
+            &format!(
+                "fast writer dirtied {} pages in the second half of the stall",
+                fast_pages_end - fast_pages_mid
+            ),
         );
     }
     // Abort the stalled connection: its pinned pages must be released.
@@ -357,9 +370,16 @@ fn stall_scenario(ours: bool, r: &mut Report) {
                 t1.elapsed().as_secs_f64()
             ),
         );
-        r.check("fast-writer-exits", ok_f, "fast writer stopped and unmapped");
+        r.check(
+            "fast-writer-exits",
+            ok_f,
+            "fast writer stopped and unmapped",
+        );
     } else {
-        println!("  stock: after abort writer exited={ok_s} fast exited={ok_f} WritebackTmp {} kB", meminfo_kb("WritebackTmp"));
+        println!(
+            "  stock: after abort writer exited={ok_s} fast exited={ok_f} WritebackTmp {} kB",
+            meminfo_kb("WritebackTmp")
+        );
     }
     unmount(fast);
     unmount(slow);
@@ -385,7 +405,10 @@ fn many_mounts(ours: bool, n: usize, r: &mut Report) {
         r.check(
             "many-mounts-within-budget",
             tot <= b + SLACK_CONN * live,
-            &format!("{n} stalled mounts pin {tot} pages, B {b}, slack {}", SLACK_CONN * live),
+            &format!(
+                "{n} stalled mounts pin {tot} pages, B {b}, slack {}",
+                SLACK_CONN * live
+            ),
         );
     } else {
         println!("DLTEST NUM {tag} pinned_pages_{n}_stalled_mounts {pinned} (meminfo Dirty+WritebackTmp)");
@@ -420,13 +443,26 @@ fn fsx_run(ours: bool, ops: u64, r: &mut Report) {
     }
     let w0 = throttle_waits();
     let m = mount("/mnt/fsx", false);
-    let rc = crate::fsx::main(&[
-        "/mnt/fsx/file".into(),
-        ops.to_string(),
-        "12345".into(),
-        (1u64 << 20).to_string(),
-        (16u64 << 10).to_string(),
-    ]);
+    // Two fsx processes on two files of the same mount (both vCPUs, one shared budget), each
+    // with half of the operations.
+    let exe = std::env::current_exe().expect("current_exe");
+    let kids: Vec<_> = (0..2u64)
+        .map(|k| {
+            Command::new(&exe)
+                .arg("fsx")
+                .arg(format!("/mnt/fsx/file{k}"))
+                .arg((ops / 2 + ops % 2 * (1 - k)).to_string())
+                .arg((12345 + 1000 * k).to_string())
+                .arg((1u64 << 20).to_string())
+                .arg((16u64 << 10).to_string())
+                .spawn()
+                .expect("spawn fsx")
+        })
+        .collect();
+    let mut rc = 0;
+    for mut k in kids {
+        rc |= k.wait().map(|s| s.code().unwrap_or(1)).unwrap_or(1);
+    }
     let w1 = throttle_waits();
     let b = budget();
     unmount(m);
@@ -438,10 +474,17 @@ fn fsx_run(ours: bool, ops: u64, r: &mut Report) {
         r.check(
             "fsx-integrity",
             rc == 0 && w1 > w0,
-            &format!("{ops} ops, exit {rc}, B {b} pages, throttle waits during run {}", w1 - w0),
+            &format!(
+                "{ops} ops, exit {rc}, B {b} pages, throttle waits during run {}",
+                w1 - w0
+            ),
         );
     } else {
-        r.check(&format!("fsx-integrity-{tag}"), rc == 0, &format!("{ops} ops on stock fuse.ko, exit {rc}"));
+        r.check(
+            &format!("fsx-integrity-{tag}"),
+            rc == 0,
+            &format!("{ops} ops on stock fuse.ko, exit {rc}"),
+        );
     }
 }
 

@@ -87,7 +87,9 @@ impl MemFs {
 impl Filesystem for MemFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
         if self.wbcache {
-            config.add_capabilities(FUSE_WRITEBACK_CACHE).map_err(|_| libc::ENOSYS)?;
+            config
+                .add_capabilities(FUSE_WRITEBACK_CACHE)
+                .map_err(|_| libc::ENOSYS)?;
         }
         let _ = config.set_max_write(128 * 1024);
         Ok(())
@@ -97,7 +99,11 @@ impl Filesystem for MemFs {
         if parent != 1 {
             return reply.error(libc::ENOENT);
         }
-        let ino = self.files.iter().find(|(_, n)| n.name == name).map(|(i, _)| *i);
+        let ino = self
+            .files
+            .iter()
+            .find(|(_, n)| n.name == name)
+            .map(|(i, _)| *i);
         match ino.and_then(|i| self.attr(i)) {
             Some(a) => reply.entry(&TTL, &a, 0),
             None => reply.error(libc::ENOENT),
@@ -164,7 +170,11 @@ impl Filesystem for MemFs {
         self.next_ino += 1;
         self.files.insert(
             ino,
-            Node { name: name.to_owned(), data: Vec::new(), mtime: SystemTime::now() },
+            Node {
+                name: name.to_owned(),
+                data: Vec::new(),
+                mtime: SystemTime::now(),
+            },
         );
         let a = self.attr(ino).expect("just inserted");
         reply.created(&TTL, &a, 0, 0, 0);
@@ -189,7 +199,9 @@ impl Filesystem for MemFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let Some(n) = self.files.get(&ino) else { return reply.error(libc::ENOENT) };
+        let Some(n) = self.files.get(&ino) else {
+            return reply.error(libc::ENOENT);
+        };
         let off = (offset.max(0) as usize).min(n.data.len());
         let end = off.saturating_add(size as usize).min(n.data.len());
         reply.data(&n.data[off..end]);
@@ -211,7 +223,9 @@ impl Filesystem for MemFs {
             self.stalled_replies.push(reply);
             return;
         }
-        let Some(n) = self.files.get_mut(&ino) else { return reply.error(libc::ENOENT) };
+        let Some(n) = self.files.get_mut(&ino) else {
+            return reply.error(libc::ENOENT);
+        };
         let off = offset.max(0) as u64;
         let end = off + data.len() as u64;
         if end > MAX_FILE {
@@ -258,8 +272,10 @@ impl Filesystem for MemFs {
         if ino != 1 {
             return reply.error(libc::ENOTDIR);
         }
-        let mut entries: Vec<(u64, FileType, OsString)> =
-            vec![(1, FileType::Directory, ".".into()), (1, FileType::Directory, "..".into())];
+        let mut entries: Vec<(u64, FileType, OsString)> = vec![
+            (1, FileType::Directory, ".".into()),
+            (1, FileType::Directory, "..".into()),
+        ];
         let mut inos: Vec<_> = self.files.keys().copied().collect();
         inos.sort_unstable();
         for i in inos {
@@ -286,7 +302,10 @@ pub fn main(args: &[String]) -> i32 {
     }
     // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
     unsafe {
-        libc::signal(libc::SIGUSR1, on_usr1 as extern "C" fn(libc::c_int) as usize);
+        libc::signal(
+            libc::SIGUSR1,
+            on_usr1 as extern "C" fn(libc::c_int) as usize,
+        );
     }
     let fs = MemFs {
         files: HashMap::new(),
@@ -295,7 +314,11 @@ pub fn main(args: &[String]) -> i32 {
         stalled_replies: Vec::new(),
         write_bytes: 0,
     };
-    let opts = [MountOption::FSName("dltest".into()), MountOption::RW, MountOption::Dev];
+    let opts = [
+        MountOption::FSName("dltest".into()),
+        MountOption::RW,
+        MountOption::Dev,
+    ];
     match fuser::mount2(fs, mnt, &opts) {
         Ok(()) => 0,
         Err(e) => {

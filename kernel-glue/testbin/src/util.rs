@@ -30,7 +30,10 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Mapping { ptr: p as *mut u8, len: len.max(1) })
+        Ok(Mapping {
+            ptr: p as *mut u8,
+            len: len.max(1),
+        })
     }
     pub fn msync(&self, flags: i32) -> i32 {
         // SAFETY: ptr/len describe our own live mapping.
