@@ -209,3 +209,23 @@ fn crosscheck_capture_limits_caps_and_fuse() {
     let f = idle.stats.bdi_dirty_thresh_pages();
     assert!(f <= (t - s.vmstat.global_dirty().unwrap()) / 8 && f >= (t - dirty_after) / 8);
 }
+
+#[test]
+fn kernel_release_and_idle_floor() {
+    assert_eq!(sysfs::parse_release("6.18.44-fc-v657\n"), Some((6, 18)));
+    assert_eq!(sysfs::parse_release("6.1.0-56-amd64"), Some((6, 1)));
+    assert_eq!(sysfs::parse_release("6.13-rc1"), Some((6, 13)));
+    assert_eq!(sysfs::parse_release("garbage"), None);
+    // Captured trees have no osrelease: taken as 6.13+.
+    assert!(sysfs::kernel_has_idle_floor(&KernelPaths::at(data(
+        VDA_WRITING
+    ))));
+    // This host: 6.18.
+    if let Ok(r) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        let v = sysfs::parse_release(&r).unwrap();
+        assert_eq!(
+            sysfs::kernel_has_idle_floor(&KernelPaths::host()),
+            v >= (6, 13)
+        );
+    }
+}

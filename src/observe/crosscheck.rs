@@ -613,6 +613,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
         256,
         TrackerConfig {
             seed_from_kernel: !args.no_seed,
+            idle_floor: sysfs::kernel_has_idle_floor(&paths),
             ..TrackerConfig::default()
         },
         if args.free_running_periods {

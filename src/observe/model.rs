@@ -77,6 +77,9 @@ pub struct TrackerConfig {
     /// period boundary). Until then, and if no estimate comes within 40 intervals, the model
     /// runs unseeded.
     pub seed_from_kernel: bool,
+    /// Model the 6.13+ idle-device floor (`false` for older kernels; see
+    /// [`super::sysfs::kernel_has_idle_floor`]).
+    pub idle_floor: bool,
 }
 
 impl Default for TrackerConfig {
@@ -85,6 +88,7 @@ impl Default for TrackerConfig {
             period_ms: 3000,
             slices: 32,
             seed_from_kernel: false,
+            idle_floor: true,
         }
     }
 }
@@ -242,8 +246,20 @@ impl<'a> Tracker<'a> {
     pub fn new(linux_slots: &'a mut [Bdi], redis_slots: &'a mut [Bdi], cfg: TrackerConfig) -> Self {
         Tracker {
             cfg,
-            linux: Domain::new(linux_slots, linux_config(cfg.period_ms)),
-            redis: Domain::new(redis_slots, redistribute_config(cfg.period_ms)),
+            linux: Domain::new(
+                linux_slots,
+                DomainConfig {
+                    idle_floor: cfg.idle_floor,
+                    ..linux_config(cfg.period_ms)
+                },
+            ),
+            redis: Domain::new(
+                redis_slots,
+                DomainConfig {
+                    idle_floor: cfg.idle_floor,
+                    ..redistribute_config(cfg.period_ms)
+                },
+            ),
             bdis: BTreeMap::new(),
             last_ms: None,
             warp: None,

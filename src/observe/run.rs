@@ -386,6 +386,7 @@ pub fn run_observe(args: &ObserveArgs) -> Result<()> {
         TrackerConfig {
             slices: args.slices,
             seed_from_kernel: !args.no_seed,
+            idle_floor: sysfs::kernel_has_idle_floor(&paths),
             ..TrackerConfig::default()
         },
         if args.free_running_periods {

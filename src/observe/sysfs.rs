@@ -408,3 +408,23 @@ pub fn capture_tree(paths: &KernelPaths, dest: &Path) -> Result<()> {
     }
     copy(paths.vmstat(), Path::new("proc/vmstat.after"))
 }
+
+/// `(major, minor)` of a kernel release string like `6.18.44-fc-v657`.
+pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.trim().split(['.', '-']);
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Whether the kernel at `paths` applies the idle-device floor in `__wb_calc_thresh` (6.13+).
+/// Read from `proc/sys/kernel/osrelease`; a tree without it (a capture) is taken as 6.13+.
+pub fn kernel_has_idle_floor(paths: &KernelPaths) -> bool {
+    match fs::read_to_string(paths.root.join("proc/sys/kernel/osrelease"))
+        .ok()
+        .and_then(|r| parse_release(&r))
+    {
+        Some(v) => v >= (6, 13),
+        None => true,
+    }
+}
