@@ -36,6 +36,7 @@
 //!   found at the recompute. Without this a bdi alone at its cap (which may
 //!   be all of `T`) would keep it until the next period while a newcomer
 //!   starts writing.
+//!
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
 
