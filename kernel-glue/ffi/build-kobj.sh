@@ -21,10 +21,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 TARGET=x86_64-unknown-none
 EXTRA=()
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+if [ -z "${KOBJ_FORCE_FALLBACK:-}" ] && ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
 	rustup target add "$TARGET" >/dev/null 2>&1 || true
 fi
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+if [ -n "${KOBJ_FORCE_FALLBACK:-}" ] || ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
 	echo "build-kobj: x86_64-unknown-none unavailable, falling back to x86_64-unknown-linux-gnu"
 	TARGET=x86_64-unknown-linux-gnu
 	EXTRA=(-C no-redzone=yes -C target-feature=-sse,-sse2,-avx,-avx2,+soft-float)
