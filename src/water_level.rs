@@ -115,7 +115,8 @@ impl WaterLevel {
     /// Recomputes the capped set for threshold `t0` (the domain's current
     /// `dirty_limit`). Ages every live bdi to the current period first.
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
-        let mut floors = LimitSum::default();
+        // The floors, each rounded on its own: the same pages the queries give.
+        let mut floors = 0u128;
         let mut len = 0usize;
         let mut weight = 0u64;
         for i in 0..slots.len() {
@@ -128,7 +129,7 @@ impl WaterLevel {
             b.room = max.saturating_sub(floor);
             b.capped = false;
             b.capped_at_min = max < floor;
-            floors.add(b.min);
+            floors = floors.saturating_add(u128::from(floor));
             let x = b.completions.events(g);
             if x > 0 {
                 weight = weight.saturating_add(x);
@@ -142,7 +143,7 @@ impl WaterLevel {
             sift_down(slots, g, k, len);
         }
 
-        let mut rest = t0.saturating_sub(floors.resolve(t0));
+        let mut rest = u64::try_from(u128::from(t0).saturating_sub(floors)).unwrap_or(0);
         let mut capped = 0u32;
         while len > 0 {
             let top = heap_entry(slots, 0);
