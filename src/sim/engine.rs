@@ -193,6 +193,10 @@ struct Dev {
     pend: u64,
     /// Unspent writeback capacity, in 1/1000 pages.
     carry: u64,
+    /// Whole pages the device completes per step (`bw · step_ms / 1000`)...
+    step_pages: u64,
+    /// ...and the rest, in 1/1000 pages.
+    step_frac: u64,
     est: BwEstimate,
     wb_thresh: u64,
     wb_bg_thresh: u64,
@@ -202,6 +206,15 @@ struct Dev {
     /// A writer on this device was throttled in the current step.
     throttled: bool,
     peak_pinned: u64,
+}
+
+impl Dev {
+    fn set_bw(&mut self, bw: u64, step_ms: u64) {
+        self.bw = bw;
+        let per_step = bw.saturating_mul(step_ms);
+        self.step_pages = per_step / 1000;
+        self.step_frac = per_step % 1000;
+    }
 }
 
 /// A writer's state.
@@ -276,16 +289,17 @@ impl<'s, 'a> Sim<'s, 'a> {
                     message: format!("{}:{}: device {:?}: {a}: {e}", sc.origin, d.line, d.name),
                 })?;
             }
-            devs.push(Dev {
+            let mut dev = Dev {
                 id: id.0,
-                bw: d.bandwidth,
                 inflight: d.inflight,
                 strict: d.settings.iter().rev().find_map(|a| match a {
                     Action::StrictLimit(on) => Some(*on),
                     _ => None,
                 }) == Some(true),
                 ..Dev::default()
-            });
+            };
+            dev.set_bw(d.bandwidth, sc.step_ms);
+            devs.push(dev);
         }
         let wrs = sc
             .writers
@@ -420,7 +434,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             }
             let d = &mut self.devs[e.device];
             match e.action {
-                Action::Bandwidth(bw) => d.bw = bw,
+                Action::Bandwidth(bw) => d.set_bw(bw, dt),
                 a => {
                     if let Action::StrictLimit(on) = a {
                         d.strict = on;
@@ -542,14 +556,10 @@ impl<'s, 'a> Sim<'s, 'a> {
             }
             w.dirtied += grant;
             d.pend += grant;
+            d.throttled |= w.throttled;
             gd += grant;
             step_dirtied += grant;
             any_throttled |= w.throttled;
-        }
-        for w in self.wrs.iter() {
-            if w.throttled {
-                self.devs[w.dev].throttled = true;
-            }
         }
         if any_throttled {
             let t_pages = self.lim.thresh;
@@ -571,13 +581,16 @@ impl<'s, 'a> Sim<'s, 'a> {
         let mut nr_dirty = 0;
         let mut nr_writeback = 0;
         for d in self.devs.iter_mut() {
-            let cap = d.carry + d.bw * dt;
-            let done = (cap / 1000).min(d.writeback);
-            d.carry = if done < d.writeback {
-                cap - done * 1000
-            } else {
-                0
-            };
+            // Capacity of the step: bw·dt/1000 pages, the fraction carried
+            // in 1/1000 pages (precomputed: no division per step).
+            let mut frac = d.carry + d.step_frac;
+            let mut cap = d.step_pages;
+            if frac >= 1000 {
+                frac -= 1000;
+                cap += 1;
+            }
+            let done = cap.min(d.writeback);
+            d.carry = if done < d.writeback { frac } else { 0 };
             if done > 0 {
                 d.writeback -= done;
                 d.written += done;

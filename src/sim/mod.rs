@@ -66,13 +66,19 @@
 //!
 //! Compared with mm/page-writeback.c (and fs/fs-writeback.c):
 //!
-//! - **Time.** Everything happens in steps of `step_ms` (10 ms). All writers
-//!   decide from the same snapshot at the start of a step, so the global dirty
-//!   count can pass the hard limit by at most one step's dirtying. The kernel
-//!   re-checks after `nr_dirtied_pause` pages and sleeps in pauses of 10–200 ms
-//!   (`wb_min_pause()`/`wb_max_pause()`); here a throttled task dirties at
-//!   its `task_ratelimit` continuously, and there is no `dirty_paused_when`
-//!   catch-up.
+//! - **Time.** Everything happens in steps of `step_ms` (10 ms). The kernel
+//!   looks at the limits again after `nr_dirtied_pause` pages and sleeps in
+//!   pauses of 10–200 ms (`wb_min_pause()`/`wb_max_pause()`, with the
+//!   `dirty_paused_when` catch-up); here a throttled task dirties at its
+//!   `task_ratelimit` for the whole step. Writers are evaluated one after the
+//!   other within a step and see the pages granted before them. A
+//!   free-running task may dirty up to the freerun ceiling plus one
+//!   `dirty_poll_interval()`; a throttled task's step stops where its
+//!   `pos_ratio` would reach 0 (the hard limit, or `wb_thresh` with
+//!   strictlimit), as the kernel's re-polling would stop it. So global dirty
+//!   passes the hard limit by at most one step's dirtying, except through
+//!   strictlimit bdis below their own freerun ceiling, which the kernel does
+//!   not throttle whatever the global count.
 //! - **Rate limit.** The kernel's `dirty_ratelimit` is a feedback estimate
 //!   (`wb_update_dirty_ratelimit()`) of `write_bw / N` for N tasks on a wb.
 //!   The model uses `avg_write_bandwidth / N` directly, so the task rate is
