@@ -160,7 +160,7 @@ step "done (qemu exit $qrc)"
 grep -q 'DLTEST DONE' "$LOG" || die "guest did not finish (log: $LOG)"
 npass=$(grep -c 'DLTEST PASS' "$LOG" || true)
 nfail=$(grep -c 'DLTEST FAIL' "$LOG" || true)
-echo "guest checks: $npass passed, $nfail failed"
+echo "kernel-glue: $npass passed, $nfail failed"
 [ "$nfail" = 0 ] || die "$nfail guest check(s) failed"
 [ "$npass" -gt 0 ] || die "no guest check ran"
 echo "run.sh: all checks passed in $(($(date +%s) - T0))s"
