@@ -212,3 +212,65 @@ fn cli_simulate_writes_csv_and_scenarios_lists() {
     assert!(lines.all(|l| l.starts_with("linux,")));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fine-max-ratio-fuse"));
 }
+
+/// `plot` writes every figure of a scenario as SVG and PNG, plus the metrics.
+/// Needs a font (Debian's fonts-dejavu-core); without one the test is
+/// skipped locally but fails under CI, where .ci/run must install it.
+#[test]
+fn cli_plot_writes_svg_and_png_figures() {
+    if let Err(e) = dirtylimit::sim::plot::init_font() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide a font: {e}"
+        );
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("dirtylimit-sim-plot-{}", std::process::id()));
+    let out = bin()
+        .args(["plot", "--scenario", "max-ratio-lowered", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("| max-ratio-lowered"))
+            .count(),
+        3,
+        "{table}"
+    );
+    for kind in ["thresh", "unused", "throughput"] {
+        let png = std::fs::read(dir.join(format!("max-ratio-lowered-{kind}.png"))).expect("png");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "{kind}.png"
+        );
+        let svg = std::fs::read_to_string(dir.join(format!("max-ratio-lowered-{kind}.svg")))
+            .expect("svg");
+        assert!(
+            svg.contains("<svg") && svg.contains("time (s)"),
+            "{kind}.svg"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.join("max-ratio-lowered-thresh.svg")).expect("svg");
+    for label in [
+        "ClipOnly",
+        "Linux",
+        "Redistribute",
+        "disk-a wb_thresh",
+        "MiB",
+    ] {
+        assert!(svg.contains(label), "thresh.svg lacks {label:?}");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
+    assert!(csv.starts_with(dirtylimit::sim::report::METRICS_HEADER));
+    assert!(csv.contains("max-ratio-lowered,redistribute,unused_share"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
