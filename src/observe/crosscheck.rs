@@ -762,7 +762,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     let met = results
         .iter()
         .filter(|r| roles_map.contains_key(&r.bdi) && r.phase > 0)
-        .all(|r| r.median_err.map_or(true, |e| e <= args.target));
+        .all(|r| r.median_err.is_none_or(|e| e <= args.target));
     let mut table = markdown(&results, &phases, args.settle.as_secs_f64(), args.target);
     // Idle bdis sitting at the idle floor: one aggregate line.
     let mut idle_errs: Vec<f64> = obs
