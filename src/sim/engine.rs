@@ -262,7 +262,9 @@ pub struct Sim<'s, 'a> {
     max_step_dirtied: u64,
     peak_dirty: u64,
     peak_over_limit: i64,
-    unused_acc: f64,
+    /// Σ over throttled steps of (T − Σ wb_thresh) · dt, in page·ms (T is
+    /// constant in a run, so the share is this / (T · throttled_ms)).
+    unused_acc: u128,
     throttled_ms: u64,
     rec: Recording,
 }
@@ -329,7 +331,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             max_step_dirtied: 0,
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
-            unused_acc: 0.0,
+            unused_acc: 0,
             throttled_ms: 0,
             rec: Recording::new(sc),
         })
@@ -413,8 +415,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.rec.peak_dirty = self.peak_dirty;
         self.rec.peak_over_limit = self.peak_over_limit;
         self.rec.max_step_dirtied = self.max_step_dirtied;
-        self.rec.unused_share =
-            (self.throttled_ms > 0).then(|| self.unused_acc / self.throttled_ms as f64);
+        let denom = u128::from(self.lim.thresh) * u128::from(self.throttled_ms);
+        self.rec.unused_share = (denom > 0).then(|| self.unused_acc as f64 / denom as f64);
         self.rec.throttled_ms = self.throttled_ms;
         self.rec.elapsed_ms = self.now;
         self.rec.peak_pinned = self.devs.iter().map(|d| d.peak_pinned).collect();
@@ -562,11 +564,8 @@ impl<'s, 'a> Sim<'s, 'a> {
             any_throttled |= w.throttled;
         }
         if any_throttled {
-            let t_pages = self.lim.thresh;
-            if t_pages > 0 {
-                let unused = t_pages.saturating_sub(sum_wb_thresh) as f64 / t_pages as f64;
-                self.unused_acc += unused * dt as f64;
-            }
+            let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
+            self.unused_acc += u128::from(unused) * u128::from(dt);
             self.throttled_ms += dt;
         }
 

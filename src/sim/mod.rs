@@ -104,7 +104,10 @@
 //!   memcg domains, no `dirty_exceeded` polling changes, no laptop mode.
 //! - **Flusher.** A bdi is written back while `wb_over_bg_thresh()` holds
 //!   (global dirty, without writeback, above `bg_thresh`, or the bdi's dirty
-//!   pages above its `wb_bg_thresh`) or while one of its writers is throttled
+//!   pages above its `wb_bg_thresh`; that is the core's, the bdi's
+//!   `wb_thresh` share of `bg_thresh`, where the kernel recomputes
+//!   `__wb_calc_thresh(bg_thresh)`; checked for every bdi as the kernel
+//!   does, not only strictlimit ones) or while one of its writers is throttled
 //!   (balance_dirty_pages() starts background writeback). The flusher keeps
 //!   up to a queue depth (`inflight_ms` of the peak bandwidth, at least 1 MiB)
 //!   under writeback, and the device completes at its bandwidth. No periodic
