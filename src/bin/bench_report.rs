@@ -393,8 +393,12 @@ fn table(r: &[Bench], fits: &[Fit]) -> String {
         );
         let _ = writeln!(md, "| scenario | ClipOnly | Linux | Redistribute |");
         let _ = writeln!(md, "|---|---:|---:|---:|");
-        let mut scenarios: Vec<&str> = sims.iter().filter_map(|b| b.value.as_deref()).collect();
-        scenarios.dedup();
+        let mut scenarios: Vec<&str> = Vec::new();
+        for sc in sims.iter().filter_map(|b| b.value.as_deref()) {
+            if !scenarios.contains(&sc) {
+                scenarios.push(sc);
+            }
+        }
         let mut worst = f64::INFINITY;
         for sc in scenarios {
             let mut row = format!("| {sc} |");
@@ -602,12 +606,14 @@ where
         .draw()?;
     // 1 ms: the recompute target at n = 16384
     chart
-        .draw_series(LineSeries::new(
+        .draw_series(DashedLineSeries::new(
             [(x0 / 1.5, 1e6), (x1 * 1.5, 1e6)],
-            ShapeStyle::from(&BLACK.mix(0.4)).stroke_width(1),
+            10,
+            6,
+            BLACK.mix(0.7).stroke_width(2),
         ))?
-        .label("1 ms (recompute target)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+        .label("1 ms (recompute target at n = 16384)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.7).stroke_width(2)));
     for (i, f) in fits.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         chart
