@@ -115,11 +115,13 @@ impl LimitSum {
     }
 
     /// [`resolve`](Self::resolve) without saturation.
+    #[inline]
     pub fn resolve_wide(&self, thresh: u64) -> u128 {
-        let ratio = div_wide(
-            u128::from(thresh) * u128::from(self.ppm),
-            u64::from(RATIO_FINE_MAX),
-        );
+        let p = u128::from(thresh) * u128::from(self.ppm);
+        let ratio = match u64::try_from(p) {
+            Ok(p) => u128::from(p / u64::from(RATIO_FINE_MAX)),
+            Err(_) => div_wide(p, u64::from(RATIO_FINE_MAX)),
+        };
         ratio.saturating_add(u128::from(self.pages))
     }
 
@@ -192,11 +194,5 @@ impl Bdi {
     /// Whether `strict_limit` is set.
     pub fn strict_limit(&self) -> bool {
         self.strict_limit
-    }
-
-    /// The cap in pages at threshold `thresh`, never below the floor.
-    #[inline]
-    pub(crate) fn cap(&self, thresh: u64) -> u64 {
-        self.max.resolve(thresh).max(self.min.resolve(thresh))
     }
 }

@@ -432,15 +432,16 @@ impl<'a> Domain<'a> {
     /// (the idle floor's input). 0 for an unknown id. O(1).
     pub fn wb_thresh(&self, id: BdiId, thresh: u64, dirty: u64) -> u64 {
         let Some(b) = self.bdi(id) else { return 0 };
+        let (floor, max) = (b.min.resolve(thresh), b.max.resolve(thresh));
         let alloc = match self.cfg.policy {
             Policy::ClipOnly | Policy::Linux => {
                 let pool = wb_thresh::pool(thresh, &self.sum_min);
                 let f = b.completions.fraction(&self.completions);
-                wb_thresh::proportional_share(pool, f).saturating_add(b.min.resolve(thresh))
+                wb_thresh::proportional_share(pool, f).saturating_add(floor)
             }
             Policy::Redistribute => {
                 let x = b.completions.events(&self.completions);
-                self.level.allocation(b, x, thresh)
+                self.level.allocation_resolved(b, x, thresh, floor, max)
             }
         };
         let idle = if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly {
@@ -448,7 +449,7 @@ impl<'a> Domain<'a> {
         } else {
             0
         };
-        wb_thresh::finish(alloc, idle, b.cap(thresh))
+        wb_thresh::finish(alloc, idle, max.max(floor))
     }
 
     /// The bdi's `wb_thresh` and `wb_bg_thresh` for the domain limits `lim`.

@@ -245,25 +245,40 @@ impl WaterLevel {
     /// idle floor and the final clip. O(1).
     #[inline]
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64) -> u64 {
-        let committed = self.committed(thresh);
-        let scale = |v: u64| {
-            if committed > u128::from(thresh) {
-                scale_down(v, thresh, committed)
-            } else {
-                v
-            }
+        self.allocation_resolved(b, x, thresh, b.min.resolve(thresh), b.max.resolve(thresh))
+    }
+
+    /// [`allocation`](Self::allocation) with the bdi's floor and cap already
+    /// resolved at `thresh` (the query needs them for the final clip too).
+    /// At the recompute's threshold, `R` is the stored `rest0`.
+    #[inline]
+    pub fn allocation_resolved(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
+        let (rest, committed) = if thresh == self.t0 {
+            (self.rest0, self.committed0)
+        } else {
+            let c = self.committed.resolve_wide(thresh);
+            (
+                u64::try_from(u128::from(thresh).saturating_sub(c)).unwrap_or(0),
+                c,
+            )
         };
-        if b.capped {
-            let l = if b.capped_at_min { b.min } else { b.max };
-            return scale(l.resolve(thresh));
+        let mine = if b.capped && !b.capped_at_min {
+            max
+        } else {
+            floor
+        };
+        if committed > u128::from(thresh) {
+            // over-committed: R = 0, everything committed is scaled down
+            return scale_down(mine, thresh, committed);
         }
-        let floor = b.min.resolve(thresh);
-        let room = b.max.resolve(thresh).saturating_sub(floor);
+        if b.capped {
+            return mine;
+        }
         let share = if self.uncapped_events == 0 {
             0
         } else {
-            mul_div(self.rest(thresh), x, self.uncapped_events)
+            mul_div(rest, x, self.uncapped_events)
         };
-        scale(floor).saturating_add(share.min(room))
+        floor.saturating_add(share.min(max.saturating_sub(floor)))
     }
 }

@@ -43,10 +43,12 @@ pub fn proportional_share(pool: u64, f: Fraction) -> u64 {
 /// an idle or new device is not stuck at 0.
 #[inline]
 pub fn idle_floor(thresh: u64, dirty: u64, strict_limit: bool) -> u64 {
-    if thresh > dirty {
-        (thresh - dirty) / if strict_limit { 100 } else { 8 }
+    let room = thresh.saturating_sub(dirty);
+    // Two constant divisions rather than one by a divisor chosen at run time.
+    if strict_limit {
+        room / 100
     } else {
-        0
+        room / 8
     }
 }
 
