@@ -364,23 +364,16 @@ impl<'a> Domain<'a> {
         self.recompute();
     }
 
-    /// `max_prop_frac` of a bdi: its cap in 1/1024 (`bdi_set_max_ratio()`).
-    fn max_prop_frac(&self, b: &Bdi) -> u32 {
-        let ppm = b.max.ppm_at(self.ref_thresh()).unwrap_or(0);
-        (u64::from(FPROP_FRAC_BASE) * ppm.min(u64::from(RATIO_FINE_MAX))
-            / u64::from(RATIO_FINE_MAX)) as u32
-    }
-
     /// `__wb_writeout_add()`: `nr` pages of `id` finished writeback at `now`.
     /// O(1): touches this bdi and the global count only. Unknown ids are ignored.
     pub fn writeout_inc(&mut self, id: BdiId, nr: u64, now: u64) {
-        let Some(b) = self.bdi(id) else { return };
-        let max_frac = self.max_prop_frac(b);
-        let Some(b) = self.slots.get_mut(id.0 as usize) else {
+        let ref_thresh = self.ref_thresh();
+        let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) else {
             return;
         };
         match self.cfg.policy {
             Policy::Linux => {
+                let max_frac = max_prop_frac(b.max, ref_thresh);
                 b.completions.add_max(&mut self.completions, max_frac, nr);
             }
             Policy::ClipOnly => {
@@ -441,7 +434,7 @@ impl<'a> Domain<'a> {
             }
             Policy::Redistribute => {
                 let x = b.completions.events(&self.completions);
-                self.level.allocation_resolved(b, x, thresh, floor, max)
+                self.level.allocation(b, x, thresh, floor, max)
             }
         };
         let idle = if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly {
@@ -513,4 +506,14 @@ fn limit_bytes(l: Limit, thresh: u64) -> u64 {
         ),
         (None, None) => 0,
     }
+}
+
+/// `max_prop_frac`: a cap in 1/1024 (`bdi_set_max_ratio()`), a pages cap
+/// converted at `thresh`. Only the `Linux` policy's completion path needs it.
+fn max_prop_frac(max: Limit, thresh: u64) -> u32 {
+    let ppm = max
+        .ppm_at(thresh)
+        .unwrap_or(0)
+        .min(u64::from(RATIO_FINE_MAX));
+    (u64::from(FPROP_FRAC_BASE) * ppm / u64::from(RATIO_FINE_MAX)) as u32
 }

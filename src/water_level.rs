@@ -242,17 +242,11 @@ impl WaterLevel {
     }
 
     /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
-    /// idle floor and the final clip. O(1).
-    #[inline]
-    pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64) -> u64 {
-        self.allocation_resolved(b, x, thresh, b.min.resolve(thresh), b.max.resolve(thresh))
-    }
-
-    /// [`allocation`](Self::allocation) with the bdi's floor and cap already
-    /// resolved at `thresh` (the query needs them for the final clip too).
+    /// idle floor and the final clip, given its floor and cap resolved at
+    /// `thresh` (the query needs them for the clip too). O(1).
     /// At the recompute's threshold, `R` is the stored `rest0`.
     #[inline]
-    pub fn allocation_resolved(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
+    pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
         let (rest, committed) = if thresh == self.t0 {
             (self.rest0, self.committed0)
         } else {
