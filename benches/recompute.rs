@@ -10,11 +10,11 @@
 //!   in the recompute (`Redistribute`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use dirtylimit::{Bdi, Domain, DomainConfig, Policy};
+use dirtylimit::{Bdi, Policy};
 use std::hint::black_box;
 
 mod common;
-use common::{build, id_sequence, CpuTime, PERIOD, POLICIES, SCALE_NS, SEQ, T};
+use common::{build, build_all_capped, id_sequence, CpuTime, PERIOD, POLICIES, SCALE_NS, SEQ};
 
 fn recompute(c: &mut Criterion<CpuTime>) {
     let mut g = c.benchmark_group("recompute");
@@ -29,19 +29,7 @@ fn recompute(c: &mut Criterion<CpuTime>) {
     let mut g = c.benchmark_group("recompute_all_capped");
     for &n in &SCALE_NS {
         let mut slots = vec![Bdi::EMPTY; n];
-        let mut d = Domain::new(&mut slots, DomainConfig::new(Policy::Redistribute));
-        d.update_dirty_limit(T);
-        let ids: Vec<_> = (0..n).map(|_| d.add_bdi().expect("slot")).collect();
-        // caps of 1..=20 ppm sum to at most 20 * n ppm = 33% of T at n = 16384:
-        // the pool outlasts them all, so every bdi is capped, in an order the
-        // heap has to find (room / count differs per bdi).
-        for (i, &id) in ids.iter().enumerate() {
-            d.set_max_ratio_fine(id, 1 + (i as u32 * 7919) % 20)
-                .expect("max_ratio_fine");
-            d.writeout_inc(id, 1 + (i as u64 * 104_729) % 1000, 0);
-        }
-        d.rebalance();
-        assert_eq!(d.capped_count() as usize, n, "every bdi capped");
+        let mut d = build_all_capped(&mut slots, n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| d.rebalance()));
     }
     g.finish();

@@ -124,6 +124,25 @@ pub fn build(slots: &mut [Bdi], policy: Policy, n: usize) -> (Domain<'_>, Vec<Bd
     (d, ids, now)
 }
 
+/// The worst case of the water level: a domain of `n` bdis in which every
+/// bdi with completions ends up at its cap, so a recompute pops the heap `n`
+/// times. Caps of 1..=20 ppm sum to at most 20 * n ppm = 33% of `T` at
+/// n = 16384: the pool outlasts them all, so every bdi is capped, in an order
+/// the heap has to find (room / count differs per bdi).
+pub fn build_all_capped(slots: &mut [Bdi], n: usize) -> Domain<'_> {
+    let mut d = Domain::new(slots, DomainConfig::new(Policy::Redistribute));
+    d.update_dirty_limit(T);
+    let ids: Vec<_> = (0..n).map(|_| d.add_bdi().expect("slot")).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        d.set_max_ratio_fine(id, 1 + (i as u32 * 7919) % 20)
+            .expect("max_ratio_fine");
+        d.writeout_inc(id, 1 + (i as u64 * 104_729) % 1000, 0);
+    }
+    d.rebalance();
+    assert_eq!(d.capped_count() as usize, n, "every bdi capped");
+    d
+}
+
 /// Ids to cycle through in the hot-path benches, drawn by write weight
 /// (the busy bdis are queried and complete most). With `uniform_half`, every
 /// other id is drawn uniformly instead, so that every kind of bdi in the mix
