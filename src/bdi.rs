@@ -150,7 +150,7 @@ pub struct Bdi {
     pub(crate) max: Limit,
     /// Water-filling scratch: the cap room above the floor at the last recompute.
     pub(crate) room: u64,
-    /// Water-filling scratch: one entry of the heap of candidates.
+    /// Water-filling scratch: one entry of the array of candidates.
     pub(crate) order: u32,
     pub(crate) live: bool,
     /// `BDI_CAP_STRICTLIMIT`.

@@ -10,10 +10,11 @@
 //!
 //! with the smallest level `λ ≥ 1` at which `P` is spent, or every bdi with
 //! `x_i > 0` is at its cap. Raising `λ` saturates bdis in increasing order of
-//! `c_i / x_i`, so a min-heap on that key (compared by cross-multiplying, no
-//! division) finds the capped set `C` in `O(n + |C| log n)`: pop while the
-//! bdi's share at the current level, `R · x_i / S` with `R` the pool not yet
-//! committed and `S` the weight not yet capped, reaches its room.
+//! `c_i / x_i` (compared by cross-multiplying, no division): the capped set
+//! `C` is the longest prefix in that order in which each bdi's share at the
+//! current level, `R · x_i / S` with `R` the pool not yet committed and `S`
+//! the weight not yet capped, reaches its room. A selection finds its end in
+//! O(n) expected, O(n log n) at worst (see `select_capped`).
 //!
 //! Between two recomputes only completions change the counts, and
 //! [`WaterLevel`] keeps what a query needs in O(1): what is committed (the
@@ -43,6 +44,7 @@
 use crate::bdi::{Bdi, LimitSum};
 use crate::flex_proportions::FpropGlobal;
 use crate::mul_div::{mul_div, scale_down};
+use crate::RATIO_FINE_MAX;
 
 /// What the last recompute decided, in the form the hot paths use.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct WaterLevel {
     capped: u32,
     /// `R(t0)`: the pool left for uncapped bdis at the recompute.
     rest0: u64,
+    /// `R(t0)` for the query, `None` when over-committed at `t0`.
+    rest0_query: Option<u64>,
     /// The threshold of the last recompute, and what it committed exactly
     /// (each floor and cap rounded on its own) at that threshold.
     t0: u64,
@@ -67,21 +71,31 @@ pub struct WaterLevel {
     stale: bool,
 }
 
-/// Heap order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`.
-fn before(slots: &[Bdi], g: &FpropGlobal, a: u32, b: u32) -> bool {
-    let (Some(a), Some(b)) = (slots.get(a as usize), slots.get(b as usize)) else {
-        return false;
-    };
-    let (xa, xb) = (a.completions.events(g), b.completions.events(g));
-    (a.room as u128) * (xb as u128) < (b.room as u128) * (xa as u128)
+/// A candidate's key `(room, x)`: bdi `i` reaches its cap at level `room / x`.
+#[inline]
+fn key(slots: &[Bdi], g: &FpropGlobal, i: u32) -> (u64, u64) {
+    slots
+        .get(i as usize)
+        .map_or((0, 0), |b| (b.room, b.completions.events(g)))
 }
 
-fn heap_entry(slots: &[Bdi], k: usize) -> u32 {
+/// Key order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`,
+/// compared by cross-multiplying.
+#[inline]
+fn before(a: (u64, u64), b: (u64, u64)) -> bool {
+    (a.0 as u128) * (b.1 as u128) < (b.0 as u128) * (a.1 as u128)
+}
+
+/// The candidate at position `k` of the scratch array kept in the slots'
+/// `order` fields.
+#[inline]
+fn entry(slots: &[Bdi], k: usize) -> u32 {
     slots.get(k).map_or(0, |s| s.order)
 }
 
-fn heap_swap(slots: &mut [Bdi], i: usize, j: usize) {
-    let (oi, oj) = (heap_entry(slots, i), heap_entry(slots, j));
+#[inline]
+fn swap_entries(slots: &mut [Bdi], i: usize, j: usize) {
+    let (oi, oj) = (entry(slots, i), entry(slots, j));
     if let Some(s) = slots.get_mut(i) {
         s.order = oj;
     }
@@ -90,9 +104,155 @@ fn heap_swap(slots: &mut [Bdi], i: usize, j: usize) {
     }
 }
 
-/// Sifts heap position `k` down in the heap of `len` entries kept in the
-/// slots' `order` fields.
-fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, mut k: usize, len: usize) {
+/// The pool and weight not yet committed while the capped set is searched.
+struct Pool {
+    rest: u64,
+    weight: u64,
+}
+
+impl Pool {
+    /// Whether the candidate with key `(room, x)` is at its cap once the
+    /// candidates with the smaller keys, of rooms `rooms` and counts `xs`,
+    /// are: its share `R·x / S` reaches its room. If so, commits them all.
+    #[inline]
+    fn take_if_capped(&mut self, (room, x): (u64, u64), rooms: u64, xs: u64) -> bool {
+        let Some(rest) = self.rest.checked_sub(rooms) else {
+            return false;
+        };
+        let weight = self.weight.saturating_sub(xs);
+        if (rest as u128) * (x as u128) < (room as u128) * (weight as u128) {
+            return false;
+        }
+        // INVARIANT: R·x >= room·S and x <= S, so R >= room: nothing saturates.
+        self.rest = rest.saturating_sub(room);
+        self.weight = weight.saturating_sub(x);
+        true
+    }
+}
+
+/// Marks the capped candidates among positions `lo..hi` of the scratch
+/// array and returns how many there are.
+///
+/// In increasing key order the candidates at their cap are a prefix: taking
+/// one whose key is below `R / S` raises `R / S`, taking one above lowers
+/// it. So a selection finds the prefix's end: partition around a pivot (the
+/// median of three); if the pivot is capped once every smaller key is, they
+/// all are, else none of the larger ones is. That reads every candidate
+/// about three times in all (O(n) expected, no sorting). Should the pivots
+/// be poor and the reads pass [`SELECT_READS`]` · n`, a heap finishes the search in
+/// O(n + |C| log n), so the worst case stays O(n log n).
+fn select_capped(slots: &mut [Bdi], g: &FpropGlobal, pool: &mut Pool, len: usize) -> u32 {
+    select_capped_within(slots, g, pool, len, len.saturating_mul(SELECT_READS))
+}
+
+/// Candidate reads per candidate the selection may spend before the heap
+/// takes over.
+const SELECT_READS: usize = 8;
+
+/// [`select_capped`] with a budget of `budget` candidate reads.
+fn select_capped_within(
+    slots: &mut [Bdi],
+    g: &FpropGlobal,
+    pool: &mut Pool,
+    len: usize,
+    mut budget: usize,
+) -> u32 {
+    let (mut lo, mut hi) = (0usize, len);
+    let mut heap_capped = 0;
+    while lo < hi {
+        let span = hi - lo;
+        if span > budget {
+            heap_capped = heap_capped_count(slots, g, pool, lo, hi);
+            break;
+        }
+        budget -= span;
+        median_of_three_last(slots, g, lo, hi);
+        let last = hi - 1;
+        let pivot = key(slots, g, entry(slots, last));
+        let (mut store, mut rooms, mut xs) = (lo, 0u64, 0u64);
+        for k in lo..last {
+            let kk = key(slots, g, entry(slots, k));
+            if before(kk, pivot) {
+                swap_entries(slots, store, k);
+                store += 1;
+                rooms = rooms.saturating_add(kk.0);
+                xs = xs.saturating_add(kk.1);
+            }
+        }
+        swap_entries(slots, store, last);
+        if pool.take_if_capped(pivot, rooms, xs) {
+            lo = store + 1;
+        } else {
+            hi = store;
+        }
+    }
+    for k in 0..lo {
+        let i = entry(slots, k);
+        if let Some(b) = slots.get_mut(i as usize) {
+            b.capped = true;
+        }
+    }
+    (lo as u32).saturating_add(heap_capped)
+}
+
+/// Moves the median (by key) of the first, middle and last candidates of
+/// `lo..hi` to position `hi - 1`.
+fn median_of_three_last(slots: &mut [Bdi], g: &FpropGlobal, lo: usize, hi: usize) {
+    let (a, m, z) = (lo, lo + (hi - lo) / 2, hi - 1);
+    let k = |s: &[Bdi], p: usize| key(s, g, entry(s, p));
+    let (ka, km, kz) = (k(slots, a), k(slots, m), k(slots, z));
+    let med = if before(ka, km) {
+        if before(km, kz) {
+            m
+        } else if before(ka, kz) {
+            z
+        } else {
+            a
+        }
+    } else if before(ka, kz) {
+        a
+    } else if before(km, kz) {
+        z
+    } else {
+        m
+    };
+    swap_entries(slots, med, z);
+}
+
+/// The heap's fallback: a min-heap by key over positions `base..hi`, popped
+/// while the top is at its cap; marks and counts the popped candidates.
+fn heap_capped_count(
+    slots: &mut [Bdi],
+    g: &FpropGlobal,
+    pool: &mut Pool,
+    base: usize,
+    hi: usize,
+) -> u32 {
+    let mut len = hi - base;
+    for k in (0..len / 2).rev() {
+        sift_down(slots, g, base, k, len);
+    }
+    let mut capped = 0u32;
+    while len > 0 {
+        let top = entry(slots, base);
+        if !pool.take_if_capped(key(slots, g, top), 0, 0) {
+            break;
+        }
+        if let Some(b) = slots.get_mut(top as usize) {
+            b.capped = true;
+        }
+        capped += 1;
+        len -= 1;
+        swap_entries(slots, base, base + len);
+        sift_down(slots, g, base, 0, len);
+    }
+    capped
+}
+
+/// Sifts heap position `k` down in the heap of `len` entries at positions
+/// `base..base + len` of the scratch array.
+fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, base: usize, mut k: usize, len: usize) {
+    let at = |s: &[Bdi], p: usize| key(s, g, entry(s, base + p));
     loop {
         let l = 2 * k + 1;
         if l >= len {
@@ -100,13 +260,13 @@ fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, mut k: usize, len: usize) {
         }
         let r = l + 1;
         let mut c = l;
-        if r < len && before(slots, g, heap_entry(slots, r), heap_entry(slots, l)) {
+        if r < len && before(at(slots, r), at(slots, l)) {
             c = r;
         }
-        if !before(slots, g, heap_entry(slots, c), heap_entry(slots, k)) {
+        if !before(at(slots, c), at(slots, k)) {
             return;
         }
-        heap_swap(slots, k, c);
+        swap_entries(slots, base + k, base + c);
         k = c;
     }
 }
@@ -139,30 +299,8 @@ impl WaterLevel {
                 len += 1;
             }
         }
-        for k in (0..len / 2).rev() {
-            sift_down(slots, g, k, len);
-        }
-
-        let mut rest = u64::try_from(u128::from(t0).saturating_sub(floors)).unwrap_or(0);
-        let mut capped = 0u32;
-        while len > 0 {
-            let top = heap_entry(slots, 0);
-            let Some(b) = slots.get_mut(top as usize) else {
-                break;
-            };
-            let x = b.completions.events(g);
-            // At the current level this bdi would get rest * x / weight.
-            if (rest as u128) * (x as u128) < (b.room as u128) * (weight as u128) {
-                break;
-            }
-            b.capped = true;
-            rest = rest.saturating_sub(b.room);
-            weight = weight.saturating_sub(x);
-            capped += 1;
-            len -= 1;
-            heap_swap(slots, 0, len);
-            sift_down(slots, g, 0, len);
-        }
+        let rest = u64::try_from(u128::from(t0).saturating_sub(floors)).unwrap_or(0);
+        let capped = select_capped(slots, g, &mut Pool { rest, weight }, len);
 
         let mut level = WaterLevel {
             capped,
@@ -191,6 +329,7 @@ impl WaterLevel {
             }
         }
         level.rest0 = level.rest(t0);
+        level.rest0_query = (level.committed0 <= u128::from(t0)).then_some(level.rest0);
         level
     }
 
@@ -241,32 +380,43 @@ impl WaterLevel {
         self.stale
     }
 
+    /// `R(T)` for the query: `None` when floors and caps commit more than
+    /// `T` (see [`allocation`](Self::allocation)). At the recompute's
+    /// threshold it is stored; elsewhere `T·ppm` almost always fits in 64
+    /// bits, and then `R(T) = T − ⌊T·ppm / 10^6⌋ − pages` is two checked
+    /// subtractions, exactly what [`rest`](Self::rest) gives.
+    #[inline]
+    fn rest_for_query(&self, thresh: u64) -> Option<u64> {
+        if thresh == self.t0 {
+            return self.rest0_query;
+        }
+        let p = u128::from(thresh) * u128::from(self.committed.ppm);
+        let Ok(p) = u64::try_from(p) else {
+            return self.rest_wide(thresh);
+        };
+        thresh
+            .checked_sub(p / u64::from(RATIO_FINE_MAX))?
+            .checked_sub(self.committed.pages)
+    }
+
+    /// [`rest_for_query`](Self::rest_for_query) when `T·ppm` needs 128 bits.
+    #[cold]
+    #[inline(never)]
+    fn rest_wide(&self, thresh: u64) -> Option<u64> {
+        let c = self.committed.resolve_wide(thresh);
+        u64::try_from(u128::from(thresh).checked_sub(c)?).ok()
+    }
+
     /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
     /// idle floor and the final clip, given its floor and cap resolved at
     /// `thresh` (the query needs them for the clip too). O(1).
-    /// At the recompute's threshold, `R` is the stored `rest0`.
     #[inline]
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
-        let (rest, committed) = if thresh == self.t0 {
-            (self.rest0, self.committed0)
-        } else {
-            let c = self.committed.resolve_wide(thresh);
-            (
-                u64::try_from(u128::from(thresh).saturating_sub(c)).unwrap_or(0),
-                c,
-            )
+        let Some(rest) = self.rest_for_query(thresh) else {
+            return self.over_committed(b, thresh, floor, max);
         };
-        let mine = if b.capped && !b.capped_at_min {
-            max
-        } else {
-            floor
-        };
-        if committed > u128::from(thresh) {
-            // over-committed: R = 0, everything committed is scaled down
-            return scale_down(mine, thresh, committed);
-        }
         if b.capped {
-            return mine;
+            return if b.capped_at_min { floor } else { max };
         }
         let share = if self.uncapped_events == 0 {
             0
@@ -274,5 +424,81 @@ impl WaterLevel {
             mul_div(rest, x, self.uncapped_events)
         };
         floor.saturating_add(share.min(max.saturating_sub(floor)))
+    }
+
+    /// Over-committed (`R = 0`): everything committed is scaled down by
+    /// `T / committed(T)`, and an uncapped bdi gets its scaled floor.
+    #[cold]
+    #[inline(never)]
+    fn over_committed(&self, b: &Bdi, thresh: u64, floor: u64, max: u64) -> u64 {
+        let mine = if b.capped && !b.capped_at_min {
+            max
+        } else {
+            floor
+        };
+        scale_down(mine, thresh, self.committed(thresh))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::flex_proportions::FpropLocal;
+    use proptest::prelude::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Slots with the given `(room, x)` as candidates `0..len`, all
+    /// uncapped, in the order given.
+    fn slots_of(keys: &[(u64, u64)], g: &mut FpropGlobal) -> Vec<Bdi> {
+        let mut slots = vec![Bdi::EMPTY; keys.len()];
+        for (i, (s, &(room, x))) in slots.iter_mut().zip(keys).enumerate() {
+            s.completions = FpropLocal::new(g);
+            s.completions.add(g, x);
+            s.room = room;
+            s.order = i as u32;
+        }
+        slots
+    }
+
+    fn capped_set(slots: &[Bdi]) -> Vec<bool> {
+        slots.iter().map(|b| b.capped).collect()
+    }
+
+    fn key_strategy() -> impl Strategy<Value = (u64, u64)> {
+        // Few distinct values, so that keys tie often.
+        (
+            prop_oneof![0u64..4, 1u64..1000, Just(500u64)],
+            prop_oneof![1u64..4, 1u64..1000, Just(7u64)],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The selection, with any budget (so the heap takes over at any
+        /// point), caps exactly the bdis the heap alone caps, and leaves the
+        /// same pool and weight.
+        #[test]
+        fn selection_caps_what_the_heap_caps(
+            keys in prop::collection::vec(key_strategy(), 1..40),
+            rest in prop_oneof![0u64..2000, 0u64..100_000],
+            budget in prop_oneof![Just(0usize), 0usize..200, Just(usize::MAX)],
+        ) {
+            let mut g = FpropGlobal::new();
+            let mut by_heap = slots_of(&keys, &mut g);
+            let mut by_selection = by_heap.clone();
+            let weight = keys.iter().map(|k| k.1).sum();
+            let len = keys.len();
+            let mut p1 = Pool { rest, weight };
+            let n1 = heap_capped_count(&mut by_heap, &g, &mut p1, 0, len);
+            let mut p2 = Pool { rest, weight };
+            let n2 = select_capped_within(&mut by_selection, &g, &mut p2, len, budget);
+            prop_assert_eq!(n1, n2);
+            prop_assert_eq!(capped_set(&by_heap), capped_set(&by_selection));
+            prop_assert_eq!((p1.rest, p1.weight), (p2.rest, p2.weight));
+        }
     }
 }

@@ -22,6 +22,9 @@ use dirtylimit::water_level::WaterLevel;
 use dirtylimit::{Bdi, Domain};
 use plotters::prelude::*;
 
+#[path = "bench_report/instructions.rs"]
+mod instructions;
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,7 +76,7 @@ fn run() -> Result<(), String> {
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let fits = scaling_fits(&results);
-    let md = table(&results, &fits);
+    let md = instructions::amend(table(&results, &fits), &args.out);
     let md_path = args.out.join("bench-table.md");
     std::fs::write(&md_path, md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     println!("wrote {}", md_path.display());
