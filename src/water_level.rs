@@ -500,5 +500,23 @@ mod tests {
             prop_assert_eq!(capped_set(&by_heap), capped_set(&by_selection));
             prop_assert_eq!((p1.rest, p1.weight), (p2.rest, p2.weight));
         }
+
+        /// At a `T` other than the recompute's, the query's `R(T)` is the
+        /// 128-bit `T − committed(T)`, and `None` exactly when that is negative.
+        #[test]
+        fn query_rest_at_a_moved_t_is_exact(
+            ppm in prop_oneof![0u64..=1_000_000, 0u64..=20_000_000_000, any::<u64>()],
+            pages in prop_oneof![0u64..1_000_000, any::<u64>()],
+            thresh in prop_oneof![0u64..10_000_000, any::<u64>()],
+        ) {
+            let level = WaterLevel {
+                committed: LimitSum { ppm, pages },
+                t0: thresh.wrapping_add(1),
+                ..WaterLevel::default()
+            };
+            let committed = level.committed.resolve_wide(thresh);
+            let want = (committed <= u128::from(thresh)).then(|| level.rest(thresh));
+            prop_assert_eq!(level.rest_for_query(thresh), want);
+        }
     }
 }
