@@ -3,7 +3,7 @@
 //! * `recompute/<n>`: `Domain::rebalance` (`Redistribute`'s water level,
 //!   what `tick` does on a period boundary) on the fixture's mix;
 //! * `recompute_all_capped/<n>`: the same when every bdi with completions
-//!   ends up at its cap, so the heap is popped `n` times (the worst case);
+//!   ends up at its cap (all `n` candidates are capped: the worst case);
 //! * `rollover/<policy>/<n>`: one completion, then `tick` across a period
 //!   boundary (`writeout_period()`): the global count halves, and local
 //!   counts age lazily when next read (`ClipOnly`, `Linux`) or all at once

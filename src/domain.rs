@@ -10,7 +10,7 @@
 //!   settings changes, add/remove and a changed
 //!   [`Domain::update_dirty_limit`]: O(n) for `Redistribute`,
 //!   which ages every bdi and recomputes the water level
-//!   ([`crate::water_level`]) in O(n + |capped| log n); O(1) otherwise.
+//!   ([`crate::water_level`]) in O(n) expected, O(n log n) at worst; O(1) otherwise.
 //!
 //! Every setter validates completely before it changes anything: an `Err`
 //! leaves the whole domain as it was.

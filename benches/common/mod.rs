@@ -125,10 +125,10 @@ pub fn build(slots: &mut [Bdi], policy: Policy, n: usize) -> (Domain<'_>, Vec<Bd
 }
 
 /// The worst case of the water level: a domain of `n` bdis in which every
-/// bdi with completions ends up at its cap, so a recompute pops the heap `n`
-/// times. Caps of 1..=20 ppm sum to at most 20 * n ppm = 33% of `T` at
-/// n = 16384: the pool outlasts them all, so every bdi is capped, in an order
-/// the heap has to find (room / count differs per bdi).
+/// bdi with completions ends up at its cap, so a recompute has to find all
+/// `n` in key order. Caps of 1..=20 ppm sum to at most 20 * n ppm = 33% of
+/// `T` at n = 16384: the pool outlasts them all, so every bdi is capped
+/// (room / count differs per bdi).
 pub fn build_all_capped(slots: &mut [Bdi], n: usize) -> Domain<'_> {
     let mut d = Domain::new(slots, DomainConfig::new(Policy::Redistribute));
     d.update_dirty_limit(T);
