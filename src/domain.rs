@@ -15,14 +15,15 @@
 //! Every setter validates completely before it changes anything: an `Err`
 //! leaves the whole domain as it was.
 
-use crate::bdi::{Bdi, BdiId, Limit, LimitSum};
+use crate::bdi::{Bdi, BdiId, Limit, LimitSum, Role};
 use crate::error::Error;
 use crate::flex_proportions::{FpropGlobal, FpropLocal, Fraction, FPROP_FRAC_BASE};
 use crate::global_limits::DirtyLimits;
+use crate::lending::{self, Lending};
 use crate::mul_div::mul_div;
 use crate::period::{PeriodClock, DEFAULT_PERIOD_MS};
 use crate::policy::{BytesMode, Policy};
-use crate::water_level::WaterLevel;
+use crate::water_level::{self, WaterLevel};
 use crate::wb_thresh::{self, WbLimits};
 use crate::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use fixed::types::U32F32;
@@ -80,6 +81,8 @@ pub struct Domain<'a> {
     /// `bdi_min_ratio`: the sum of all floors.
     sum_min: LimitSum,
     level: WaterLevel,
+    /// `Lend`: which bdis are active.
+    lend: Lending,
     nr_live: u32,
 }
 
@@ -99,6 +102,7 @@ impl<'a> Domain<'a> {
             dirty_limit: 0,
             sum_min: LimitSum::default(),
             level: WaterLevel::default(),
+            lend: Lending::new(),
             nr_live: 0,
         }
     }
@@ -164,9 +168,15 @@ impl<'a> Domain<'a> {
     }
 
     fn recompute(&mut self) {
-        if self.cfg.policy == Policy::Redistribute {
-            let t0 = self.ref_thresh();
-            self.level = WaterLevel::recompute(self.slots, &self.completions, t0);
+        let t0 = self.ref_thresh();
+        match self.cfg.policy {
+            Policy::Redistribute => {
+                self.level = WaterLevel::recompute(self.slots, &self.completions, t0);
+            }
+            Policy::Lend => {
+                self.level = self.lend.recompute(self.slots, &self.completions, t0);
+            }
+            Policy::ClipOnly | Policy::Linux => {}
         }
     }
 
@@ -386,8 +396,44 @@ impl<'a> Domain<'a> {
                     self.level.add_uncapped(b, x, nr);
                 }
             }
+            Policy::Lend => {
+                let nr = lending::add_up_to_cap(
+                    &mut b.completions,
+                    &mut self.completions,
+                    b.max,
+                    ref_thresh,
+                    nr,
+                );
+                match b.role {
+                    Role::Count if !b.capped => {
+                        let x = b.completions.events(&self.completions);
+                        self.level.add_uncapped(b, x, nr);
+                    }
+                    // A newcomer's weight goes from 1 to its count.
+                    Role::Unit if nr > 0 => self.level.mark_stale(),
+                    _ => {}
+                }
+            }
         }
         self.clock.arm(now);
+    }
+
+    /// `Lend`: pages were dirtied on `id`, a writer on it was throttled, or
+    /// it has dirty pages. O(1). An idle bdi reported active has its floor
+    /// back at the next [`tick`](Self::tick). Other policies and unknown ids
+    /// ignore it.
+    pub fn note_active(&mut self, id: BdiId) {
+        if self.cfg.policy != Policy::Lend {
+            return;
+        }
+        if let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) {
+            self.lend.note_active(b, &mut self.level);
+        }
+    }
+
+    /// `Lend`: whether `id` is active (reported since the tick before last).
+    pub fn is_active(&self, id: BdiId) -> bool {
+        self.bdi(id).is_some_and(|b| self.lend.is_active(b))
     }
 
     /// `writeout_period()`: declares the periods that ended by `now` and
@@ -395,7 +441,12 @@ impl<'a> Domain<'a> {
     /// fraction, which stops the clock until the next completion).
     /// `Redistribute` also recomputes here when a completion has pushed an
     /// uncapped bdi to its cap since the last recompute.
+    /// `Lend` also ends its activity interval here and recomputes when the
+    /// active set changed.
     pub fn tick(&mut self, now: u64) -> u32 {
+        if self.cfg.policy == Policy::Lend && self.lend.end_tick() {
+            self.level.mark_stale();
+        }
         let due = self.clock.due(now);
         if due == 0 {
             if self.level.stale() {
@@ -406,6 +457,9 @@ impl<'a> Domain<'a> {
         let aged = self.completions.new_period(due);
         self.clock.advance(due, !aged);
         if !aged {
+            if self.level.stale() {
+                self.recompute();
+            }
             return 0;
         }
         self.recompute();
@@ -432,16 +486,20 @@ impl<'a> Domain<'a> {
                 let f = b.completions.fraction(&self.completions);
                 wb_thresh::proportional_share(pool, f).saturating_add(floor)
             }
-            Policy::Redistribute => {
-                let x = b.completions.events(&self.completions);
-                self.level.allocation(b, x, thresh, floor, max)
+            Policy::Redistribute | Policy::Lend => {
+                let w = water_level::weight(b, &self.completions);
+                self.level.allocation(b, w, thresh, floor, max)
             }
         };
-        let idle = if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly {
-            wb_thresh::idle_floor(thresh, dirty, b.strict_limit)
-        } else {
-            0
-        };
+        // A lender (Lend) has no idle floor: it gets its share at the next
+        // tick after it is reported active.
+        let idle =
+            if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly && b.role != Role::Lender
+            {
+                wb_thresh::idle_floor(thresh, dirty, b.strict_limit)
+            } else {
+                0
+            };
         wb_thresh::finish(alloc, idle, max.max(floor))
     }
 

@@ -40,7 +40,7 @@
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
 
-use crate::bdi::{Bdi, LimitSum};
+use crate::bdi::{Bdi, LimitSum, Role};
 use crate::flex_proportions::FpropGlobal;
 use crate::mul_div::{mul_div, scale_down};
 
@@ -67,12 +67,23 @@ pub struct WaterLevel {
     stale: bool,
 }
 
+/// A bdi's weight in the water-filling: its completion count `x` for
+/// [`Role::Count`], 1 for [`Role::Unit`], none for the others.
+#[inline]
+pub fn weight(b: &Bdi, g: &FpropGlobal) -> u64 {
+    match b.role {
+        Role::Count => b.completions.events(g),
+        Role::Unit => 1,
+        Role::Capped | Role::Lender => 0,
+    }
+}
+
 /// Heap order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`.
 fn before(slots: &[Bdi], g: &FpropGlobal, a: u32, b: u32) -> bool {
     let (Some(a), Some(b)) = (slots.get(a as usize), slots.get(b as usize)) else {
         return false;
     };
-    let (xa, xb) = (a.completions.events(g), b.completions.events(g));
+    let (xa, xb) = (weight(a, g), weight(b, g));
     (a.room as u128) * (xb as u128) < (b.room as u128) * (xa as u128)
 }
 
@@ -113,10 +124,13 @@ fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, mut k: usize, len: usize) {
 
 impl WaterLevel {
     /// Recomputes the capped set for threshold `t0` (the domain's current
-    /// `dirty_limit`). Ages every live bdi to the current period first.
+    /// `dirty_limit`), each bdi taking the part its [`Role`] gives it.
+    /// Ages every live bdi to the current period first.
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
         // The floors, each rounded on its own: the same pages the queries give.
         let mut floors = 0u128;
+        let mut held = 0u64;
+        let mut capped = 0u32;
         let mut len = 0usize;
         let mut weight = 0u64;
         for i in 0..slots.len() {
@@ -127,10 +141,17 @@ impl WaterLevel {
             b.completions.reflect_period(g);
             let (floor, max) = (b.min.resolve(t0), b.max.resolve(t0));
             b.room = max.saturating_sub(floor);
-            b.capped = false;
+            b.capped = b.role == Role::Capped;
             b.capped_at_min = max < floor;
+            if b.role == Role::Lender {
+                continue;
+            }
             floors = floors.saturating_add(u128::from(floor));
-            let x = b.completions.events(g);
+            if b.capped {
+                held = held.saturating_add(b.room);
+                capped += 1;
+            }
+            let x = self::weight(b, g);
             if x > 0 {
                 weight = weight.saturating_add(x);
                 if let Some(s) = slots.get_mut(len) {
@@ -143,14 +164,15 @@ impl WaterLevel {
             sift_down(slots, g, k, len);
         }
 
-        let mut rest = u64::try_from(u128::from(t0).saturating_sub(floors)).unwrap_or(0);
-        let mut capped = 0u32;
+        let mut rest = u64::try_from(u128::from(t0).saturating_sub(floors))
+            .unwrap_or(0)
+            .saturating_sub(held);
         while len > 0 {
             let top = heap_entry(slots, 0);
             let Some(b) = slots.get_mut(top as usize) else {
                 break;
             };
-            let x = b.completions.events(g);
+            let x = self::weight(b, g);
             // At the current level this bdi would get rest * x / weight.
             if (rest as u128) * (x as u128) < (b.room as u128) * (weight as u128) {
                 break;
@@ -169,10 +191,11 @@ impl WaterLevel {
             t0,
             ..WaterLevel::default()
         };
-        for b in slots.iter().filter(|b| b.live) {
-            let x = b.completions.events(g);
+        for b in slots.iter().filter(|b| b.live && b.role != Role::Lender) {
+            let x = self::weight(b, g);
             // The capped bdi with the smallest x / room uncaps first.
             if b.capped
+                && b.role == Role::Count
                 && b.room > 0
                 && (level.uncap_room == 0
                     || (x as u128) * (level.uncap_room as u128)
@@ -241,12 +264,20 @@ impl WaterLevel {
         self.stale
     }
 
+    /// Marks the level out of date: the domain's next tick recomputes it.
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
     /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
     /// idle floor and the final clip, given its floor and cap resolved at
     /// `thresh` (the query needs them for the clip too). O(1).
     /// At the recompute's threshold, `R` is the stored `rest0`.
     #[inline]
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
+        if b.role == Role::Lender {
+            return 0;
+        }
         let (rest, committed) = if thresh == self.t0 {
             (self.rest0, self.committed0)
         } else {
