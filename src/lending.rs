@@ -36,7 +36,10 @@
 //! while an active bdi is below its cap.
 //!
 //! **Completions count up to the cap.** A bdi's completions are recorded
-//! only while its fraction stays at or below its cap ratio, exactly:
+//! only while they keep its fraction at or below its cap ratio, exactly
+//! (integer halving at a period's end may then lift it by less than one
+//! event, and once aging has zeroed the global count the first completions
+//! count against 1, as the kernel's fraction does):
 //! `nr` is cut to the largest `n` with `(x + n)·10^6 ≤ max_ppm·(e + n)`, i.e.
 //! `n ≤ (max_ppm·e − 10^6·x) / (10^6 − max_ppm)` (Linux does the same in
 //! 1/1024 steps). A capped bdi that stops completing therefore leaves its cap

@@ -565,9 +565,11 @@ impl<'s, 'a> Sim<'s, 'a> {
             step_dirtied += grant;
             any_throttled |= w.throttled;
         }
-        // Activity for the Lend policy: pages dirtied or a writer throttled.
+        // Activity for the Lend policy: pages dirtied, a writer throttled,
+        // or writeback in progress (dirty pages below every background
+        // threshold are never written back here: no kupdate).
         for d in &self.devs {
-            if d.pend > 0 || d.throttled {
+            if d.pend > 0 || d.throttled || d.writeback > 0 {
                 self.dom.note_active(BdiId(d.id));
             }
         }
