@@ -4,13 +4,15 @@
 //!
 //! Cost of each call, with `n` bdis:
 //!
-//! * [`Domain::writeout_inc`] (a completion): O(1), touches one bdi only;
+//! * [`Domain::writeout_inc`] (a completion) and [`Domain::note_active`]:
+//!   O(1), touch one bdi only;
 //! * [`Domain::wb_thresh`] (a query): O(1) for every policy;
-//! * [`Domain::tick`] on a period boundary (or after a bdi reached its cap),
-//!   settings changes, add/remove and a changed
-//!   [`Domain::update_dirty_limit`]: O(n) for `Redistribute`,
-//!   which ages every bdi and recomputes the water level
-//!   ([`crate::water_level`]) in O(n + |capped| log n); O(1) otherwise.
+//! * [`Domain::tick`] on a period boundary (or after a bdi reached its cap,
+//!   or, for `Lend`, the active set changed), settings changes, add/remove
+//!   and a changed [`Domain::update_dirty_limit`]: O(n) for `Redistribute`
+//!   and `Lend`, which age every bdi and recompute the water level
+//!   ([`crate::water_level`], [`crate::lending`]) in O(n + |capped| log n);
+//!   O(1) otherwise.
 //!
 //! Every setter validates completely before it changes anything: an `Err`
 //! leaves the whole domain as it was.
@@ -486,20 +488,25 @@ impl<'a> Domain<'a> {
                 let f = b.completions.fraction(&self.completions);
                 wb_thresh::proportional_share(pool, f).saturating_add(floor)
             }
-            Policy::Redistribute | Policy::Lend => {
+            Policy::Redistribute => {
+                let x = b.completions.events(&self.completions);
+                self.level.allocation(b, x, thresh, floor, max)
+            }
+            Policy::Lend => {
+                // A lender has no share and no idle floor: it gets its
+                // share at the next tick after it is reported active.
+                if b.role == Role::Lender {
+                    return 0;
+                }
                 let w = water_level::weight(b, &self.completions);
                 self.level.allocation(b, w, thresh, floor, max)
             }
         };
-        // A lender (Lend) has no idle floor: it gets its share at the next
-        // tick after it is reported active.
-        let idle =
-            if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly && b.role != Role::Lender
-            {
-                wb_thresh::idle_floor(thresh, dirty, b.strict_limit)
-            } else {
-                0
-            };
+        let idle = if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly {
+            wb_thresh::idle_floor(thresh, dirty, b.strict_limit)
+        } else {
+            0
+        };
         wb_thresh::finish(alloc, idle, max.max(floor))
     }
 

@@ -1,8 +1,9 @@
 //! Allocation policies: how the dirty threshold is divided among bdis.
 //!
 //! All four compute from the same inputs (completion counts, floors, caps,
-//! `T`, global dirty pages) with the arithmetic of [`crate::wb_thresh`]; they
-//! differ only where they really differ:
+//! `T`, global dirty pages; `Lend` also which bdis the caller reports
+//! active) with the arithmetic of [`crate::wb_thresh`]; they differ only
+//! where they really differ:
 //!
 //! | policy | completions counted | pool shared | idle floor |
 //! |---|---|---|---|

@@ -272,12 +272,11 @@ impl WaterLevel {
     /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
     /// idle floor and the final clip, given its floor and cap resolved at
     /// `thresh` (the query needs them for the clip too). O(1).
-    /// At the recompute's threshold, `R` is the stored `rest0`.
+    /// At the recompute's threshold, `R` is the stored `rest0`. `x` is the
+    /// bdi's [`weight`]; a [`Role::Lender`] has no allocation (the domain
+    /// does not ask).
     #[inline]
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
-        if b.role == Role::Lender {
-            return 0;
-        }
         let (rest, committed) = if thresh == self.t0 {
             (self.rest0, self.committed0)
         } else {
