@@ -11,8 +11,9 @@
 //!
 //! **Idle bdis lend.** The water level ([`crate::water_level`]) is computed
 //! over the active set `A` only. An idle bdi (a *lender*) commits nothing,
-//! not even its floor, and is allocated 0 (raised to the idle-device floor
-//! like any bdi). With `f_i = x_i / e`:
+//! not even its floor, and its threshold is 0: no idle-device floor either,
+//! since it gets its share at the next tick after it is reported, which is
+//! what the idle floor is for. With `f_i = x_i / e`:
 //!
 //! ```text
 //!   wb_thresh_i = T·min_i + min( T·(max_i − min_i), λ·f_i·P_A )   for i ∈ A
@@ -23,8 +24,9 @@
 //! with `λ` the smallest level at which `P_A` is spent or every `i ∈ A` with
 //! `x_i > 0` is capped. The lenders' floors `T·min_i` and their stale shares
 //! `f_i·P` are in `P_A`, so the borrowers get them in proportion to their
-//! own fractions. `Σ_A f_i ≤ 1` still gives `Σ wb_thresh ≤ T`, and with
-//! every bdi active this is `Redistribute`'s level.
+//! own fractions. `Σ_A f_i ≤ 1` still gives `Σ wb_thresh ≤ T` (before the
+//! idle floor of active bdis), and with every bdi active this is
+//! `Redistribute`'s level.
 //!
 //! **Newcomers share equally.** If every active bdi with completions is
 //! capped while pool is left (a writer starts on a bdi with no completions
