@@ -370,7 +370,7 @@ impl<'a> Domain<'a> {
         }
     }
 
-    /// Recomputes `Redistribute`'s water level now (O(n), see the module
+    /// Recomputes the water level of `Redistribute` or `Lend` now (O(n), see the module
     /// doc); the domain already does so whenever its inputs call for it.
     pub fn rebalance(&mut self) {
         self.recompute();
