@@ -69,6 +69,10 @@ fn completion(c: &mut Criterion<CpuTime>) {
                         if d.water_level_state().stale() {
                             stale_chunks += 1;
                         }
+                        // Lend: the bdis that completed stay active.
+                        for &id in &seq[..m] {
+                            d.note_active(id);
+                        }
                         d.tick(now);
                         left -= m as u64;
                     }

@@ -159,6 +159,28 @@ pub struct Bdi {
     pub(crate) capped: bool,
     /// Redistribute: capped, and its floor was above its cap then (mixed units).
     pub(crate) capped_at_min: bool,
+    /// Its part in the water-filling, set by the policy before each recompute.
+    pub(crate) role: Role,
+    /// Lend: the tick interval in which the caller last reported it active.
+    pub(crate) active_tick: u32,
+}
+
+/// A bdi's part in the water-filling ([`crate::water_level`]), decided by
+/// the policy before each recompute. Redistribute gives every bdi
+/// [`Role::Count`]; [`crate::lending`] also uses the others.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
+pub enum Role {
+    /// Shares the pool with its completion count as weight.
+    #[default]
+    Count,
+    /// Shares the pool with weight 1 (an active bdi with no completions
+    /// while every active bdi with completions is capped).
+    Unit,
+    /// Held at its cap: commits its cap, takes no share.
+    Capped,
+    /// Idle: commits nothing, not even its floor, and is allocated nothing.
+    Lender,
 }
 
 impl Default for Bdi {
@@ -179,6 +201,8 @@ impl Bdi {
         strict_limit: false,
         capped: false,
         capped_at_min: false,
+        role: Role::Count,
+        active_tick: 0,
     };
 
     /// The bdi's floor, `min_ratio` or `min_bytes`.

@@ -68,6 +68,15 @@
 //! bdi's excess goes to the others in proportion to their fractions, at
 //! once, not periods later.
 //!
+//! ## Lending ([`lending`])
+//!
+//! [`policy::Policy::Lend`] water-fills only among the bdis the caller
+//! reports active: idle bdis lend their floors and stale shares, and get
+//! their floor back at the next tick after they become active; the price
+//! is the owner's wait for the borrowed pages to be flushed, bounded by
+//! `(T·min_o + H − T) / Σ bw_borrowers` (derived in [`lending`] and
+//! docs/lending.md).
+//!
 //! ## Example
 //!
 //! ```
@@ -104,6 +113,7 @@ pub mod domain;
 pub mod error;
 pub mod flex_proportions;
 pub mod global_limits;
+pub mod lending;
 pub mod mul_div;
 pub mod period;
 pub mod policy;

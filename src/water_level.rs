@@ -41,7 +41,7 @@
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
 
-use crate::bdi::{Bdi, LimitSum};
+use crate::bdi::{Bdi, LimitSum, Role};
 use crate::flex_proportions::FpropGlobal;
 use crate::mul_div::{mul_div, scale_down};
 use crate::RATIO_FINE_MAX;
@@ -71,12 +71,23 @@ pub struct WaterLevel {
     stale: bool,
 }
 
+/// A bdi's weight in the water-filling: its completion count `x` for
+/// [`Role::Count`], 1 for [`Role::Unit`], none for the others.
+#[inline]
+pub fn weight(b: &Bdi, g: &FpropGlobal) -> u64 {
+    match b.role {
+        Role::Count => b.completions.events(g),
+        Role::Unit => 1,
+        Role::Capped | Role::Lender => 0,
+    }
+}
+
 /// A candidate's key `(room, x)`: bdi `i` reaches its cap at level `room / x`.
 #[inline]
 fn key(slots: &[Bdi], g: &FpropGlobal, i: u32) -> (u64, u64) {
     slots
         .get(i as usize)
-        .map_or((0, 0), |b| (b.room, b.completions.events(g)))
+        .map_or((0, 0), |b| (b.room, weight(b, g)))
 }
 
 /// Key order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`,
@@ -273,10 +284,13 @@ fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, base: usize, mut k: usize, len:
 
 impl WaterLevel {
     /// Recomputes the capped set for threshold `t0` (the domain's current
-    /// `dirty_limit`). Ages every live bdi to the current period first.
+    /// `dirty_limit`), each bdi taking the part its [`Role`] gives it.
+    /// Ages every live bdi to the current period first.
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
         // The floors, each rounded on its own: the same pages the queries give.
         let mut floors = 0u128;
+        let mut held = 0u64;
+        let mut capped = 0u32;
         let mut len = 0usize;
         let mut weight = 0u64;
         for i in 0..slots.len() {
@@ -287,10 +301,17 @@ impl WaterLevel {
             b.completions.reflect_period(g);
             let (floor, max) = (b.min.resolve(t0), b.max.resolve(t0));
             b.room = max.saturating_sub(floor);
-            b.capped = false;
+            b.capped = b.role == Role::Capped;
             b.capped_at_min = max < floor;
+            if b.role == Role::Lender {
+                continue;
+            }
             floors = floors.saturating_add(u128::from(floor));
-            let x = b.completions.events(g);
+            if b.capped {
+                held = held.saturating_add(b.room);
+                capped += 1;
+            }
+            let x = self::weight(b, g);
             if x > 0 {
                 weight = weight.saturating_add(x);
                 if let Some(s) = slots.get_mut(len) {
@@ -299,18 +320,22 @@ impl WaterLevel {
                 len += 1;
             }
         }
-        let rest = u64::try_from(u128::from(t0).saturating_sub(floors)).unwrap_or(0);
-        let capped = select_capped(slots, g, &mut Pool { rest, weight }, len);
+        let rest = u64::try_from(u128::from(t0).saturating_sub(floors))
+            .unwrap_or(0)
+            .saturating_sub(held);
+        let capped =
+            capped.saturating_add(select_capped(slots, g, &mut Pool { rest, weight }, len));
 
         let mut level = WaterLevel {
             capped,
             t0,
             ..WaterLevel::default()
         };
-        for b in slots.iter().filter(|b| b.live) {
-            let x = b.completions.events(g);
+        for b in slots.iter().filter(|b| b.live && b.role != Role::Lender) {
+            let x = self::weight(b, g);
             // The capped bdi with the smallest x / room uncaps first.
             if b.capped
+                && b.role == Role::Count
                 && b.room > 0
                 && (level.uncap_room == 0
                     || (x as u128) * (level.uncap_room as u128)
@@ -380,6 +405,11 @@ impl WaterLevel {
         self.stale
     }
 
+    /// Marks the level out of date: the domain's next tick recomputes it.
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
     /// `R(T)` for the query: `None` when floors and caps commit more than
     /// `T` (see [`allocation`](Self::allocation)). At the recompute's
     /// threshold it is stored; elsewhere `T·ppm` almost always fits in 64
@@ -409,7 +439,9 @@ impl WaterLevel {
 
     /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
     /// idle floor and the final clip, given its floor and cap resolved at
-    /// `thresh` (the query needs them for the clip too). O(1).
+    /// `thresh` (the query needs them for the clip too). O(1). `x` is the
+    /// bdi's [`weight`]; a [`Role::Lender`] has no allocation (the domain
+    /// does not ask).
     #[inline]
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
         let Some(rest) = self.rest_for_query(thresh) else {

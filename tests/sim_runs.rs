@@ -8,7 +8,7 @@ use dirtylimit::sim::{all_builtin, builtin, metrics, run, BUILTIN, POLICIES};
 #[test]
 fn every_builtin_scenario_runs_under_every_policy() {
     let all = all_builtin().expect("built-in scenarios parse");
-    assert_eq!(all.len(), 7);
+    assert_eq!(all.len(), 9);
     assert_eq!(all.len(), BUILTIN.len());
     for sc in &all {
         for p in POLICIES {

@@ -27,10 +27,11 @@ use dirtylimit::{Bdi, BdiId, Domain, DomainConfig, Policy};
 use std::time::Duration;
 
 /// The policies in report order, with the names used in benchmark ids.
-pub const POLICIES: [(Policy, &str); 3] = [
+pub const POLICIES: [(Policy, &str); 4] = [
     (Policy::ClipOnly, "clip_only"),
     (Policy::Linux, "linux"),
     (Policy::Redistribute, "redistribute"),
+    (Policy::Lend, "lend"),
 ];
 
 /// Device counts of the hot-path benches.
@@ -116,6 +117,9 @@ pub fn build(slots: &mut [Bdi], policy: Policy, n: usize) -> (Domain<'_>, Vec<Bd
             if (i as u64 + p) % 3 != 0 {
                 // at a few instants within the period
                 d.writeout_inc(id, w[i], now + (i as u64 % 7) * 100);
+                // Lend: the bdis that write in a period are the active ones
+                // (a third idle); the other policies ignore it.
+                d.note_active(id);
             }
         }
         now += PERIOD;

@@ -171,7 +171,7 @@ pub fn scenarios_cmd() -> Result<(), String> {
 
 fn policy_arg(s: &str) -> Result<Policy, String> {
     super::parse_policy(s)
-        .ok_or_else(|| format!("unknown policy {s:?} (clip-only, linux, redistribute)"))
+        .ok_or_else(|| format!("unknown policy {s:?} (clip-only, linux, redistribute, lend)"))
 }
 
 /// Arguments of `dirtylimit plot`.
@@ -183,7 +183,7 @@ pub struct PlotArgs {
     /// Only these scenarios (built-in names or TOML files); repeatable. Default: every built-in one.
     #[arg(long = "scenario", value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
-    /// Only this policy (clip-only, linux, redistribute). Default: all three.
+    /// Only this policy (clip-only, linux, redistribute, lend). Default: all.
     #[arg(long, value_parser = policy_arg)]
     pub policy: Option<Policy>,
 }
@@ -193,7 +193,7 @@ pub struct PlotArgs {
 pub struct SimulateArgs {
     /// A built-in scenario name (see `dirtylimit scenarios`) or a TOML scenario file.
     pub scenario: String,
-    /// Only this policy (clip-only, linux, redistribute). Default: all three.
+    /// Only this policy (clip-only, linux, redistribute, lend). Default: all.
     #[arg(long, value_parser = policy_arg)]
     pub policy: Option<Policy>,
     /// Write the time series CSV to this file instead of stdout.

@@ -36,8 +36,8 @@ use super::throttle::{
     RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 
-/// The three policies, in the order tables and plots show them.
-pub const POLICIES: [Policy; 3] = Policy::ALL;
+/// The policies, in the order tables and plots show them.
+pub const POLICIES: [Policy; 4] = Policy::ALL;
 
 /// A short lowercase name for a policy (`clip-only`, `linux`, `redistribute`).
 pub fn policy_name(p: Policy) -> &'static str {
@@ -50,6 +50,7 @@ pub fn policy_title(p: Policy) -> &'static str {
         Policy::ClipOnly => "ClipOnly (2.6.24)",
         Policy::Linux => "Linux (6.13+)",
         Policy::Redistribute => "Redistribute",
+        Policy::Lend => "Lend (idle shares lent)",
     }
 }
 
@@ -59,6 +60,7 @@ pub fn parse_policy(s: &str) -> Option<Policy> {
         "clip-only" | "cliponly" | "clip_only" | "clip" => Some(Policy::ClipOnly),
         "linux" => Some(Policy::Linux),
         "redistribute" | "redist" => Some(Policy::Redistribute),
+        "lend" => Some(Policy::Lend),
         _ => None,
     }
 }
@@ -562,6 +564,14 @@ impl<'s, 'a> Sim<'s, 'a> {
             gd += grant;
             step_dirtied += grant;
             any_throttled |= w.throttled;
+        }
+        // Activity for the Lend policy: pages dirtied, a writer throttled,
+        // or writeback in progress (dirty pages below every background
+        // threshold are never written back here: no kupdate).
+        for d in &self.devs {
+            if d.pend > 0 || d.throttled || d.writeback > 0 {
+                self.dom.note_active(BdiId(d.id));
+            }
         }
         if any_throttled {
             let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);

@@ -4,13 +4,17 @@
 //! on several backing devices, throttled by a model of `balance_dirty_pages()`
 //! and limited per device by the core's [`Domain`](crate::domain::Domain),
 //! which the simulator calls unchanged: [`Domain::wb_limits`] for `wb_thresh`
-//! and `wb_bg_thresh`, [`Domain::writeout_inc`] for every completion and
-//! [`Domain::tick`] for the period clock. Each scenario runs under all three
+//! and `wb_bg_thresh`, [`Domain::writeout_inc`] for every completion,
+//! [`Domain::tick`] for the period clock and [`Domain::note_active`] for a
+//! bdi whose writer dirtied pages or was throttled in the step, or that has
+//! pages under writeback (the `Lend` policy's input; docs/lending.md says
+//! why these). Each scenario runs under all four
 //! [`Policy`](crate::policy::Policy) values from the same inputs.
 //!
 //! [`Domain::wb_limits`]: crate::domain::Domain::wb_limits
 //! [`Domain::writeout_inc`]: crate::domain::Domain::writeout_inc
 //! [`Domain::tick`]: crate::domain::Domain::tick
+//! [`Domain::note_active`]: crate::domain::Domain::note_active
 //!
 //! # Scenario files
 //!
@@ -93,7 +97,7 @@
 //!   wb reserve area, or the strictlimit branch (`wb_dirty < 8`, `wb_dirty >=
 //!   wb_thresh`, `min(pos_ratio, wb_pos_ratio)`). The idle-device floor of
 //!   `wb_thresh` is the core's (it moved into `__wb_calc_thresh()` in 6.13);
-//!   the same throttling model is used under all three policies, so only the
+//!   the same throttling model is used under all four policies, so only the
 //!   allocation differs (2.6.24's own throttling loop is not modelled).
 //! - **Freerun and hard limit.** `domain_dirty_freerun()` exactly
 //!   (`(thresh + bg_thresh)/2`, or the wb's own ceiling with strictlimit);

@@ -84,10 +84,11 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-const POLICY_COLORS: [RGBColor; 3] = [
+const POLICY_COLORS: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
 ];
 
 fn color(i: usize) -> RGBColor {
