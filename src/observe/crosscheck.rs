@@ -10,7 +10,9 @@
 //! 1. `A alone`: writer A;
 //! 2. `A+B`: writer B starts beside A;
 //! 3. `A max_ratio→N%`: A's `max_ratio` is lowered while both keep writing;
-//! 4. `B+FUSE`: A stops (its `max_ratio` restored), a writer on the FUSE mount starts beside B.
+//! 4. `B+FUSE`: A stops, a writer on the FUSE mount starts beside B.
+//!
+//! The phases are data ([`phases`]); [`run_phase`] applies one as it begins.
 //!
 //! `vm.dirty_bytes`/`vm.dirty_background_bytes` are lowered for the run (default 256/32 MiB) so
 //! that background writeback runs continuously and completions follow the writers' rates
@@ -33,90 +35,66 @@ use std::{eprintln, format, print, println, vec, writeln};
 use super::error::{ObserveError, Result};
 use super::lab::{self, Lab};
 use super::model::{BdiRow, StepSummary, TrackerConfig};
-use super::run::{parse_seconds, preflight, sample_loop, CsvRecord, Flow, Labels, Periods};
+use super::run::{preflight, sample_loop, CsvRecord, Flow, Labels, Periods};
 use super::signal;
 use super::sysfs::{self, KernelPaths};
 
 const MIB: u64 = 1 << 20;
 
-/// Arguments of `dirtylimit crosscheck`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CrosscheckArgs {
+/// Options of `dirtylimit crosscheck` (the command line sets them; see `dirtylimit crosscheck --help`).
+#[derive(Debug, Clone)]
+pub struct CrosscheckOptions {
     /// When the experiment cannot run here (not root, no debugfs, no loop devices or tools),
     /// print why and exit 0 instead of failing.
-    #[arg(long)]
     pub skip_unavailable: bool,
     /// Length of each writing phase, seconds.
-    #[arg(long, default_value = "25", value_parser = parse_seconds)]
     pub phase: Duration,
     /// Seconds at the start of each phase that are not scored (3 periods by default).
-    #[arg(long, default_value = "9", value_parser = parse_seconds)]
     pub settle: Duration,
     /// Seconds of idle baseline before the first writer starts.
-    #[arg(long, default_value = "3", value_parser = parse_seconds)]
     pub baseline: Duration,
     /// Seconds between samples (completions arrive in bursts; 0.25 s places them in time
     /// well enough for the model to age them as the kernel did).
-    #[arg(long, default_value = "0.25", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Writer A's rate, MiB/s.
-    #[arg(long, default_value_t = 48)]
     pub rate_a: u64,
     /// Writer B's rate, MiB/s.
-    #[arg(long, default_value_t = 16)]
     pub rate_b: u64,
     /// The FUSE writer's rate, MiB/s.
-    #[arg(long, default_value_t = 16)]
     pub rate_fuse: u64,
     /// The FUSE server's speed, MiB/s (0: as fast as it can).
-    #[arg(long, default_value_t = 0)]
     pub fuse_server_rate: u64,
     /// The max_ratio (percent) A is lowered to in phase 3.
-    #[arg(long, default_value_t = 10)]
     pub lowered_max_ratio: u64,
     /// vm.dirty_bytes during the run, MiB (0 keeps the host's dirty settings).
-    #[arg(long, default_value_t = 256)]
     pub dirty_mib: u64,
     /// vm.dirty_background_bytes during the run, MiB.
-    #[arg(long, default_value_t = 32)]
     pub background_mib: u64,
     /// Size of each loop image, MiB (sparse); the writers wrap around in half of it.
-    #[arg(long, default_value_t = 1024)]
     pub image_mib: u64,
     /// Leave out the FUSE phase.
-    #[arg(long)]
     pub no_fuse: bool,
     /// Directory for the image files and mount points.
-    #[arg(long, default_value = "/var/tmp")]
     pub dir: PathBuf,
     /// Record every sample to this CSV file.
-    #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Write the result table (Markdown) to this file.
-    #[arg(long)]
     pub table: Option<PathBuf>,
     /// Copy the kernel's files (vmstat, bdi stats, knobs) mid-way through the last phase into
     /// this directory, laid out like the live system (test data for the parsers).
-    #[arg(long, value_name = "DIR")]
     pub capture: Option<PathBuf>,
     /// Median relative error a bdi may have in a phase.
-    #[arg(long, default_value_t = 0.05)]
     pub target: f64,
     /// Exit with status 3 when some phase misses the target.
-    #[arg(long)]
     pub fail_over_target: bool,
     /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
-    #[arg(long)]
     pub free_running_periods: bool,
     /// Start the model empty instead of from the kernel's fractions and estimated global
     /// count (see `TrackerConfig::seed_from_kernel`).
-    #[arg(long)]
     pub no_seed: bool,
     /// Say what is being set up and torn down.
-    #[arg(long)]
     pub verbose: bool,
     /// No per-sample lines.
-    #[arg(long)]
     pub quiet: bool,
 }
 
@@ -131,7 +109,7 @@ fn unavailable(why: impl Into<String>) -> ObserveError {
 }
 
 /// Checks that the experiment can run; `Err(Unavailable)` says why not.
-pub fn check_environment(args: &CrosscheckArgs) -> Result<Environment> {
+pub fn check_environment(args: &CrosscheckOptions) -> Result<Environment> {
     match sysfs::effective_uid() {
         Ok(0) => {}
         Ok(uid) => return Err(unavailable(format!("not root (effective uid {uid})"))),
@@ -211,7 +189,7 @@ pub struct Obs {
     pub thresh: u64,
     pub kernel: u64,
     pub linux: u64,
-    pub redis: u64,
+    pub redistribute: u64,
     pub rel_err: Option<f64>,
     pub band_err: Option<f64>,
     pub active: bool,
@@ -248,7 +226,7 @@ pub struct BdiResult {
     pub written_mibs: f64,
     pub kernel_mib: f64,
     pub model_mib: f64,
-    pub redis_mib: f64,
+    pub redistribute_mib: f64,
     pub median_err: Option<f64>,
     pub p90_err: Option<f64>,
     pub median_band_err: Option<f64>,
@@ -268,8 +246,8 @@ pub struct PhaseResult {
     pub kernel_mean: Option<f64>,
     pub kernel_max: Option<f64>,
     pub linux_mean: Option<f64>,
-    pub redis_mean: Option<f64>,
-    pub redis_max: Option<f64>,
+    pub redistribute_mean: Option<f64>,
+    pub redistribute_max: Option<f64>,
 }
 
 /// Per sample of phase `phase`: `1 − Σ_{active b} value(b) / thresh` for kernel, model and
@@ -290,7 +268,7 @@ pub fn unused_series(obs: &[Obs], phase: usize) -> Vec<(f64, f64, f64)> {
         }
         let u =
             |f: &dyn Fn(&Obs) -> u64| 1.0 - sel.iter().map(|o| f(o) as f64).sum::<f64>() / t as f64;
-        out.push((u(&|o| o.kernel), u(&|o| o.linux), u(&|o| o.redis)));
+        out.push((u(&|o| o.kernel), u(&|o| o.linux), u(&|o| o.redistribute)));
     }
     out
 }
@@ -320,7 +298,7 @@ pub fn score(
             let mut bands: Vec<f64> = sel.iter().filter_map(|o| o.band_err).collect();
             let mut k: Vec<f64> = sel.iter().map(|o| o.kernel as f64).collect();
             let mut m: Vec<f64> = sel.iter().map(|o| o.linux as f64).collect();
-            let mut r: Vec<f64> = sel.iter().map(|o| o.redis as f64).collect();
+            let mut r: Vec<f64> = sel.iter().map(|o| o.redistribute as f64).collect();
             let written: u64 = sel.iter().map(|o| o.written).sum();
             out.push(BdiResult {
                 phase: pi,
@@ -330,7 +308,7 @@ pub fn score(
                 written_mibs: mib(written as f64) / (sel.len() as f64 * interval.max(1e-3)),
                 kernel_mib: median(&mut k).map(mib).unwrap_or(0.0),
                 model_mib: median(&mut m).map(mib).unwrap_or(0.0),
-                redis_mib: median(&mut r).map(mib).unwrap_or(0.0),
+                redistribute_mib: median(&mut r).map(mib).unwrap_or(0.0),
                 median_err: median(&mut errs.clone()),
                 p90_err: quantile(&mut errs, 0.9),
                 median_band_err: median(&mut bands),
@@ -363,8 +341,8 @@ pub fn score(
             kernel_mean: mean(&|x| x.0),
             kernel_max: max(&|x| x.0),
             linux_mean: mean(&|x| x.1),
-            redis_mean: mean(&|x| x.2),
-            redis_max: max(&|x| x.2),
+            redistribute_mean: mean(&|x| x.2),
+            redistribute_max: max(&|x| x.2),
         });
     }
     (out, pout)
@@ -407,7 +385,7 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
             mark,
             pct2(r.p90_err),
             pct2(r.median_band_err),
-            r.redis_mib
+            r.redistribute_mib
         );
     }
     let _ = writeln!(s);
@@ -426,8 +404,8 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
             pct(p.kernel_mean),
             pct(p.kernel_max),
             pct(p.linux_mean),
-            pct(p.redis_mean),
-            pct(p.redis_max)
+            pct(p.redistribute_mean),
+            pct(p.redistribute_max)
         );
     }
     let _ = writeln!(
@@ -437,18 +415,120 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
     s
 }
 
+/// A device of the experiment, and the writer on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    StartA,
-    StartB,
-    LowerA,
-    StopAStartFuse,
-    End,
+pub enum Role {
+    /// Loop device A.
+    A,
+    /// Loop device B.
+    B,
+    /// The FUSE mount.
+    Fuse,
+}
+
+impl Role {
+    /// The writer's name in the lab.
+    pub fn writer(self) -> &'static str {
+        match self {
+            Role::A => "A",
+            Role::B => "B",
+            Role::Fuse => "FUSE",
+        }
+    }
+}
+
+/// What changes when a phase begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A writer starts on its device at a rate (MiB/s).
+    Start(Role, u64),
+    /// A writer stops.
+    Stop(Role),
+    /// A device's `max_ratio` (percent) is set.
+    MaxRatio(Role, u64),
+}
+
+/// One phase of the experiment: its name and what changes as it begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase {
+    /// As tables print it.
+    pub name: String,
+    /// Applied in order when the phase begins.
+    pub changes: Vec<Change>,
+}
+
+/// The experiment's phases, in order: `idle` (nothing runs), then each
+/// phase of the [module docs](self); `B+FUSE` only `with_fuse`.
+pub fn phases(args: &CrosscheckOptions, with_fuse: bool) -> Vec<Phase> {
+    let phase = |name: &str, changes: Vec<Change>| Phase {
+        name: name.into(),
+        changes,
+    };
+    let mut v = vec![
+        phase("idle", vec![]),
+        phase("A alone", vec![Change::Start(Role::A, args.rate_a)]),
+        phase("A+B", vec![Change::Start(Role::B, args.rate_b)]),
+        phase(
+            &format!("A max_ratio→{}%", args.lowered_max_ratio),
+            vec![Change::MaxRatio(Role::A, args.lowered_max_ratio)],
+        ),
+    ];
+    if with_fuse {
+        v.push(phase(
+            "B+FUSE",
+            vec![
+                Change::Stop(Role::A),
+                Change::Start(Role::Fuse, args.rate_fuse),
+            ],
+        ));
+    }
+    v
+}
+
+/// The experiment's devices once set up: where each role's writer writes
+/// and which bdi it is.
+struct Rig {
+    /// Per role: the file its writer writes and its bdi (`None`: no FUSE).
+    a: (PathBuf, String),
+    b: (PathBuf, String),
+    fuse: Option<(PathBuf, String)>,
+    /// Bytes each writer writes before it wraps around.
+    file_size: u64,
+}
+
+impl Rig {
+    fn target(&self, role: Role) -> Option<&(PathBuf, String)> {
+        match role {
+            Role::A => Some(&self.a),
+            Role::B => Some(&self.b),
+            Role::Fuse => self.fuse.as_ref(),
+        }
+    }
+}
+
+/// Begins a phase: applies its changes to the lab.
+fn run_phase(lab: &mut Lab, rig: &Rig, paths: &KernelPaths, phase: &Phase) -> Result<()> {
+    for &change in &phase.changes {
+        match change {
+            Change::Start(role, rate) => {
+                if let Some((file, _)) = rig.target(role) {
+                    lab.start_writer(role.writer(), file, rig.file_size, rate * MIB)?;
+                }
+            }
+            Change::Stop(role) => lab.stop_writer(role.writer())?,
+            Change::MaxRatio(role, percent) => {
+                if let Some((_, bdi)) = rig.target(role) {
+                    lab.set_knob(paths, bdi, "max_ratio", percent)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `dirtylimit crosscheck`. Exit 0 on a completed run (or a skip with
 /// `--skip-unavailable`), 3 with `--fail-over-target` when the target is missed.
-pub fn run_crosscheck(args: &CrosscheckArgs) -> Result<ExitCode> {
+pub fn run_crosscheck(args: &CrosscheckOptions) -> Result<ExitCode> {
     if args.settle >= args.phase {
         return Err(ObserveError::Usage(String::from(
             "--settle must be shorter than --phase",
@@ -509,7 +589,11 @@ pub fn run_crosscheck(args: &CrosscheckArgs) -> Result<ExitCode> {
     }
 }
 
-fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result<(String, bool)> {
+fn experiment(
+    lab: &mut Lab,
+    args: &CrosscheckOptions,
+    env: &Environment,
+) -> Result<(String, bool)> {
     let paths = KernelPaths::host();
     let image = args.image_mib.max(64) * MIB;
     let file_size = image / 2;
@@ -559,29 +643,23 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     // Let the setup's writeback (mkfs, journal) finish before the baseline.
     let _ = lab::run_cmd("sync", std::iter::empty::<&str>());
 
-    let lowered = format!("A max_ratio→{}%", args.lowered_max_ratio);
-    let mut phase_names = vec![
-        String::from("idle"),
-        String::from("A alone"),
-        String::from("A+B"),
-        lowered,
-    ];
-    if fuse.is_some() {
-        phase_names.push(String::from("B+FUSE"));
-    }
-    let n_phases = phase_names.len();
+    let plan = phases(args, fuse.is_some());
+    let phase_names: Vec<String> = plan.iter().map(|p| p.name.clone()).collect();
+    let n_phases = plan.len();
     let base = args.baseline.as_secs_f64();
     let plen = args.phase.as_secs_f64();
-    // When each phase after `idle` begins, and what happens then.
-    let mut schedule: Vec<(f64, Action)> = vec![
-        (base, Action::StartA),
-        (base + plen, Action::StartB),
-        (base + 2.0 * plen, Action::LowerA),
-    ];
-    if fuse.is_some() {
-        schedule.push((base + 3.0 * plen, Action::StopAStartFuse));
-    }
-    schedule.push((base + (n_phases - 1) as f64 * plen, Action::End));
+    // Phase i >= 1 begins at base + (i - 1)·plen; the run ends one phase
+    // length after the last one began.
+    let begins = |i: usize| base + (i - 1) as f64 * plen;
+    let end = begins(n_phases);
+    let rig = Rig {
+        a: (dir_a.join("data"), bdi_a.clone()),
+        b: (dir_b.join("data"), bdi_b.clone()),
+        fuse: fuse
+            .as_ref()
+            .map(|(dir, bdi)| (dir.join(super::fusefs::DATA_NAME), bdi.clone())),
+        file_size,
+    };
 
     let mut csv = match &args.csv {
         Some(p) => Some(CsvRecord::create(p)?),
@@ -590,11 +668,8 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     let mut obs: Vec<Obs> = Vec::new();
     let mut phase = 0usize;
     let mut phase_start = 0.0f64;
-    let mut next = 0usize;
     let mut captured = false;
     let roles_map: BTreeMap<String, String> = roles.iter().cloned().collect();
-    let a_file = dir_a.join("data");
-    let b_file = dir_b.join("data");
     println!(
         "crosscheck: A = {dev_a} (bdi {bdi_a}) at {} MiB/s, B = {dev_b} (bdi {bdi_b}) at {} MiB/s{}; {} phases of {:.0} s",
         args.rate_a,
@@ -640,7 +715,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     thresh: r.thresh,
                     kernel: r.kernel,
                     linux: r.linux,
-                    redis: r.redis,
+                    redistribute: r.redistribute,
                     rel_err: r.rel_err(),
                     band_err: r.band_err(),
                     active: r.active(),
@@ -665,7 +740,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     "  unused k/m/r {}/{}/{}",
                     pct(sum.unused_kernel),
                     pct(sum.unused_linux),
-                    pct(sum.unused_redis)
+                    pct(sum.unused_redistribute)
                 ));
                 println!("{line}");
             }
@@ -675,37 +750,14 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     captured = true;
                 }
             }
-            // Actions due by now.
-            while let Some(&(at, action)) = schedule.get(next) {
-                if t + 1e-9 < at {
-                    break;
-                }
-                next += 1;
-                match action {
-                    Action::StartA => {
-                        lab.start_writer("A", &a_file, file_size, args.rate_a * MIB)?
-                    }
-                    Action::StartB => {
-                        lab.start_writer("B", &b_file, file_size, args.rate_b * MIB)?
-                    }
-                    Action::LowerA => {
-                        lab.set_knob(&paths, &bdi_a, "max_ratio", args.lowered_max_ratio)?
-                    }
-                    Action::StopAStartFuse => {
-                        lab.stop_writer("A")?;
-                        if let Some((dir, _)) = &fuse {
-                            lab.start_writer(
-                                "FUSE",
-                                &dir.join(super::fusefs::DATA_NAME),
-                                file_size,
-                                args.rate_fuse * MIB,
-                            )?;
-                        }
-                    }
-                    Action::End => return Ok(Flow::Stop),
-                }
+            // The phases due by now.
+            while phase + 1 < n_phases && t + 1e-9 >= begins(phase + 1) {
                 phase += 1;
                 phase_start = t;
+                run_phase(lab, &rig, &paths, &plan[phase])?;
+            }
+            if t + 1e-9 >= end {
+                return Ok(Flow::Stop);
             }
             Ok(Flow::Continue)
         },

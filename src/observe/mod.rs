@@ -1,4 +1,4 @@
-//! `dirtylimit observe` / `crosscheck`: the model against the running kernel (issue 6). std only.
+//! `dirtylimit observe` / `crosscheck`: the model against the running kernel. std only.
 //!
 //! * [`parse`]: the kernel's text formats (`/proc/vmstat`, debugfs bdi `stats`/`wb_stats`,
 //!   the `/sys/class/bdi/*/` knobs).
@@ -22,6 +22,6 @@ pub mod signal;
 pub mod sysfs;
 pub mod trace;
 
-pub use crosscheck::{run_crosscheck, CrosscheckArgs};
+pub use crosscheck::{run_crosscheck, CrosscheckOptions};
 pub use error::{ObserveError, Result};
-pub use run::{run_observe, ObserveArgs};
+pub use run::{run_observe, ObserveOptions};

@@ -4,7 +4,7 @@
 //!
 //! * `linux`: policy `Linux`, `bytes_mode = LinuxSnapshot`, `idle_floor = true`, 3 s periods in
 //!   milliseconds: the model of the running kernel (6.13+);
-//! * `redis`: policy `Redistribute` with the same inputs: the counterfactual.
+//! * `redistribute`: policy `Redistribute` with the same inputs: the counterfactual.
 //!
 //! Each [`Sample`] brings, per bdi, the cumulative `BdiWritten` (writeback completions,
 //! `WB_WRITTEN`), the knobs and the kernel's `BdiDirtyThresh`/`DirtyThresh`. The increase of
@@ -59,7 +59,8 @@ use super::sysfs::Sample;
 use crate::bdi::{Bdi, BdiId};
 use crate::domain::{Domain, DomainConfig};
 use crate::flex_proportions::Fraction;
-use crate::policy::{BytesMode, Policy};
+use crate::period::DEFAULT_PERIOD_MS;
+use crate::policy::Policy;
 
 use super::trace::Warp;
 
@@ -85,7 +86,7 @@ pub struct TrackerConfig {
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
-            period_ms: 3000,
+            period_ms: DEFAULT_PERIOD_MS,
             slices: 32,
             seed_from_kernel: false,
             idle_floor: true,
@@ -93,30 +94,10 @@ impl Default for TrackerConfig {
     }
 }
 
-/// The domain configuration of the kernel model.
-pub fn linux_config(period_ms: u64) -> DomainConfig {
-    DomainConfig {
-        policy: Policy::Linux,
-        bytes_mode: BytesMode::LinuxSnapshot,
-        idle_floor: true,
-        period_len: period_ms,
-    }
-}
-
-/// The domain configuration of the counterfactual.
-pub fn redistribute_config(period_ms: u64) -> DomainConfig {
-    DomainConfig {
-        policy: Policy::Redistribute,
-        bytes_mode: BytesMode::Resolve,
-        idle_floor: true,
-        period_len: period_ms,
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Tracked {
     linux: BdiId,
-    redis: BdiId,
+    redistribute: BdiId,
     /// `BdiWritten` at the previous sample, pages.
     last_written: u64,
     knobs: Option<(u32, u32, bool)>,
@@ -147,7 +128,7 @@ pub struct BdiRow {
     pub linux_lo: u64,
     pub linux_hi: u64,
     /// The `Redistribute` counterfactual (pages).
-    pub redis: u64,
+    pub redistribute: u64,
     /// The model's completion fraction (`Linux` policy).
     pub fraction: Fraction,
     /// Samples this bdi has been tracked (0 on the first).
@@ -202,7 +183,7 @@ pub struct StepSummary {
     pub unused_kernel: Option<f64>,
     /// The same for the `Linux` model and the `Redistribute` counterfactual.
     pub unused_linux: Option<f64>,
-    pub unused_redis: Option<f64>,
+    pub unused_redistribute: Option<f64>,
     /// Model period deadline (ms since start), for the record.
     pub period_deadline: Option<u64>,
 }
@@ -211,7 +192,7 @@ pub struct StepSummary {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Inferred {
     linux: BdiId,
-    redis: BdiId,
+    redistribute: BdiId,
     f: f64,
     /// Read off the threshold (`false`: a share of the remainder given to a bdi at its floor).
     visible: bool,
@@ -224,7 +205,7 @@ const SEED_TRIES: u32 = 40;
 pub struct Tracker<'a> {
     cfg: TrackerConfig,
     linux: Domain<'a>,
-    redis: Domain<'a>,
+    redistribute: Domain<'a>,
     bdis: BTreeMap<String, Tracked>,
     last_ms: Option<u64>,
     /// When set, the model's periods follow the kernel's observed `writeout_period()` runs.
@@ -242,23 +223,25 @@ fn model_err(what: String, e: crate::error::Error) -> ObserveError {
 }
 
 impl<'a> Tracker<'a> {
-    /// `linux_slots` and `redis_slots` bound the number of bdis (use the same length).
-    pub fn new(linux_slots: &'a mut [Bdi], redis_slots: &'a mut [Bdi], cfg: TrackerConfig) -> Self {
+    /// `linux_slots` and `redistribute_slots` bound the number of bdis (use the same length).
+    pub fn new(
+        linux_slots: &'a mut [Bdi],
+        redistribute_slots: &'a mut [Bdi],
+        cfg: TrackerConfig,
+    ) -> Self {
         Tracker {
             cfg,
             linux: Domain::new(
                 linux_slots,
-                DomainConfig {
-                    idle_floor: cfg.idle_floor,
-                    ..linux_config(cfg.period_ms)
-                },
+                DomainConfig::new(Policy::Linux)
+                    .with_period_len(cfg.period_ms)
+                    .with_idle_floor(cfg.idle_floor),
             ),
-            redis: Domain::new(
-                redis_slots,
-                DomainConfig {
-                    idle_floor: cfg.idle_floor,
-                    ..redistribute_config(cfg.period_ms)
-                },
+            redistribute: Domain::new(
+                redistribute_slots,
+                DomainConfig::new(Policy::Redistribute)
+                    .with_period_len(cfg.period_ms)
+                    .with_idle_floor(cfg.idle_floor),
             ),
             bdis: BTreeMap::new(),
             last_ms: None,
@@ -283,7 +266,7 @@ impl<'a> Tracker<'a> {
     }
 
     pub fn redistribute(&self) -> &Domain<'a> {
-        &self.redis
+        &self.redistribute
     }
 
     fn sync_bdis(&mut self, s: &Sample) -> Result<()> {
@@ -296,7 +279,7 @@ impl<'a> Tracker<'a> {
         for n in gone {
             if let Some(t) = self.bdis.remove(&n) {
                 let _ = self.linux.remove_bdi(t.linux);
-                let _ = self.redis.remove_bdi(t.redis);
+                let _ = self.redistribute.remove_bdi(t.redistribute);
             }
         }
         for b in &s.bdis {
@@ -310,7 +293,7 @@ impl<'a> Tracker<'a> {
                 )
             };
             let l = self.linux.add_bdi().map_err(full)?;
-            let r = match self.redis.add_bdi() {
+            let r = match self.redistribute.add_bdi() {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = self.linux.remove_bdi(l);
@@ -321,7 +304,7 @@ impl<'a> Tracker<'a> {
                 b.name.clone(),
                 Tracked {
                     linux: l,
-                    redis: r,
+                    redistribute: r,
                     last_written: b.stats.written_pages(),
                     knobs: None,
                     age: 0,
@@ -356,14 +339,14 @@ impl<'a> Tracker<'a> {
                 };
                 let cur_min = self.linux.min_ratio_fine(t.linux).unwrap_or(0);
                 let cur_max = self.linux.max_ratio_fine(t.linux).unwrap_or(1_000_000);
-                let (l, r) = (t.linux, t.redis);
+                let (l, r) = (t.linux, t.redistribute);
                 let ctx = |what: &str| format!("applying {what} of bdi {name} to the model");
                 match pass {
                     0 if u64::from(*min) < cur_min => {
                         self.linux
                             .set_min_ratio_fine(l, *min)
                             .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
-                        self.redis
+                        self.redistribute
                             .set_min_ratio_fine(r, *min)
                             .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
                     }
@@ -371,7 +354,7 @@ impl<'a> Tracker<'a> {
                         self.linux
                             .set_max_ratio_fine(l, *max)
                             .map_err(|e| model_err(ctx("max_ratio_fine"), e))?;
-                        self.redis
+                        self.redistribute
                             .set_max_ratio_fine(r, *max)
                             .map_err(|e| model_err(ctx("max_ratio_fine"), e))?;
                     }
@@ -380,14 +363,14 @@ impl<'a> Tracker<'a> {
                             self.linux
                                 .set_min_ratio_fine(l, *min)
                                 .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
-                            self.redis
+                            self.redistribute
                                 .set_min_ratio_fine(r, *min)
                                 .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
                         }
                         self.linux
                             .set_strict_limit(l, *strict)
                             .map_err(|e| model_err(ctx("strict_limit"), e))?;
-                        self.redis
+                        self.redistribute
                             .set_strict_limit(r, *strict)
                             .map_err(|e| model_err(ctx("strict_limit"), e))?;
                     }
@@ -438,7 +421,7 @@ impl<'a> Tracker<'a> {
             } else {
                 at_floor.push(Inferred {
                     linux: t.linux,
-                    redis: t.redis,
+                    redistribute: t.redistribute,
                     f: ((floor - min) / pool).clamp(0.0, 1.0),
                     visible: false,
                 });
@@ -446,7 +429,7 @@ impl<'a> Tracker<'a> {
             };
             known.push(Inferred {
                 linux: t.linux,
-                redis: t.redis,
+                redistribute: t.redistribute,
                 f: f.clamp(0.0, 1.0),
                 visible,
             });
@@ -522,7 +505,7 @@ impl<'a> Tracker<'a> {
                 let d = w.saturating_sub(t.last_written);
                 t.last_written = w;
                 if d > 0 {
-                    deltas.push((t.linux, t.redis, d));
+                    deltas.push((t.linux, t.redistribute, d));
                     t.last_write_ms = Some(now);
                 }
             }
@@ -531,7 +514,7 @@ impl<'a> Tracker<'a> {
         self.apply_knobs(s)?;
         let thresh = s.dirty_thresh().unwrap_or(0);
         self.linux.update_dirty_limit(thresh);
-        self.redis.update_dirty_limit(thresh);
+        self.redistribute.update_dirty_limit(thresh);
 
         // Seeding: wait for an interval with completions and no kernel period boundary, read
         // the kernel's global count off the fractions' response, then top the model's counts
@@ -553,7 +536,7 @@ impl<'a> Tracker<'a> {
                         let have = self.linux.fraction(b.linux).numerator;
                         let want = (b.f * g).round() as u64;
                         if want > have {
-                            seed.push((b.linux, b.redis, want - have));
+                            seed.push((b.linux, b.redistribute, want - have));
                         }
                     }
                 }
@@ -569,7 +552,10 @@ impl<'a> Tracker<'a> {
             let base = w.base();
             for (dom, id) in [
                 (&mut self.linux, self.bdis.values().next().map(|t| t.linux)),
-                (&mut self.redis, self.bdis.values().next().map(|t| t.redis)),
+                (
+                    &mut self.redistribute,
+                    self.bdis.values().next().map(|t| t.redistribute),
+                ),
             ] {
                 if let (None, Some(id)) = (dom.period_deadline(), id) {
                     dom.writeout_inc(id, 0, base);
@@ -586,24 +572,24 @@ impl<'a> Tracker<'a> {
             let at = clock(start);
             for (l, r, n) in seed {
                 self.linux.writeout_inc(l, n, at);
-                self.redis.writeout_inc(r, n, at);
+                self.redistribute.writeout_inc(r, n, at);
             }
         }
         for j in 0..k {
             let at = clock(start + span * (j + 1) / k);
             self.linux.tick(at);
-            self.redis.tick(at);
+            self.redistribute.tick(at);
             for &(l, r, d) in &deltas {
                 let part = d * (j + 1) / k - d * j / k;
                 if part > 0 {
                     self.linux.writeout_inc(l, part, at);
-                    self.redis.writeout_inc(r, part, at);
+                    self.redistribute.writeout_inc(r, part, at);
                 }
             }
         }
         let at = clock(now);
         self.linux.tick(at);
-        self.redis.tick(at);
+        self.redistribute.tick(at);
         self.last_ms = Some(now);
 
         let mut rows = Vec::with_capacity(s.bdis.len());
@@ -630,7 +616,7 @@ impl<'a> Tracker<'a> {
                 linux: self.linux.wb_thresh(t.linux, th, dirty),
                 linux_lo: self.linux.wb_thresh(t.linux, th, b.dirty_before),
                 linux_hi: self.linux.wb_thresh(t.linux, th, b.dirty_after),
-                redis: self.redis.wb_thresh(t.redis, th, dirty),
+                redistribute: self.redistribute.wb_thresh(t.redistribute, th, dirty),
                 fraction: self.linux.fraction(t.linux),
                 age: t.age,
                 wb_count: b.wb_count,
@@ -660,7 +646,7 @@ pub fn summarize(rows: &[BdiRow], thresh: u64, period_deadline: Option<u64>) -> 
         active: active.iter().map(|r| r.name.clone()).collect(),
         unused_kernel: unused(&|r| r.kernel),
         unused_linux: unused(&|r| r.linux),
-        unused_redis: unused(&|r| r.redis),
+        unused_redistribute: unused(&|r| r.redistribute),
         period_deadline,
     }
 }

@@ -17,17 +17,14 @@
 //!
 //! Nothing is allocated per step: all state and the recording are sized up front.
 
-use std::string::{String, ToString};
+use std::string::String;
 use std::vec::Vec;
 use std::{format, vec};
 
 use crate::bdi::{Bdi, BdiId};
-use crate::domain::{Domain, DomainConfig};
-use crate::error::Error;
-use crate::global_limits::{
-    dirty_freerun_ceiling, domain_dirty_limits, global_dirtyable_memory, DirtyLimits,
-};
-use crate::policy::{BytesMode, Policy};
+use crate::domain::Domain;
+use crate::global_limits::{dirty_freerun_ceiling, DirtyLimits};
+use crate::policy::Policy;
 
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
@@ -35,50 +32,6 @@ use super::throttle::{
     dirty_poll_interval, update_dirty_limit, BwEstimate, Dtc, BANDWIDTH_INTERVAL_MS,
     RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
-
-/// The three policies, in the order tables and plots show them.
-pub const POLICIES: [Policy; 3] = Policy::ALL;
-
-/// A short lowercase name for a policy (`clip-only`, `linux`, `redistribute`).
-pub fn policy_name(p: Policy) -> &'static str {
-    p.name()
-}
-
-/// A policy as plots label it.
-pub fn policy_title(p: Policy) -> &'static str {
-    match p {
-        Policy::ClipOnly => "ClipOnly (2.6.24)",
-        Policy::Linux => "Linux (6.13+)",
-        Policy::Redistribute => "Redistribute",
-    }
-}
-
-/// Parses a policy name as [`policy_name`] prints it (also `cliponly`, `clip`).
-pub fn parse_policy(s: &str) -> Option<Policy> {
-    match s.to_ascii_lowercase().as_str() {
-        "clip-only" | "cliponly" | "clip_only" | "clip" => Some(Policy::ClipOnly),
-        "linux" => Some(Policy::Linux),
-        "redistribute" | "redist" => Some(Policy::Redistribute),
-        _ => None,
-    }
-}
-
-/// The core configuration the simulator uses for a policy: `ClipOnly` is the
-/// 2.6.24 allocation (no idle-device floor); `Linux` is mainline 6.13+ (floor,
-/// bytes limits converted once); `Redistribute` has the floor and resolves
-/// bytes limits at every query.
-pub fn domain_config(p: Policy, period_ms: u64) -> DomainConfig {
-    DomainConfig {
-        policy: p,
-        bytes_mode: if p == Policy::Linux {
-            BytesMode::LinuxSnapshot
-        } else {
-            BytesMode::Resolve
-        },
-        idle_floor: p != Policy::ClipOnly,
-        period_len: period_ms,
-    }
-}
 
 /// A run could not go on: the core rejected a setting of the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,87 +48,9 @@ impl core::fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
-fn apply(dom: &mut Domain<'_>, id: BdiId, a: Action, lim: &DirtyLimits) -> Result<(), Error> {
-    match a {
-        Action::Bandwidth(_) => Ok(()),
-        Action::MinRatio(p) => dom.set_min_ratio(id, p),
-        Action::MaxRatio(p) => dom.set_max_ratio(id, p),
-        Action::MinRatioFine(p) => dom.set_min_ratio_fine(id, p),
-        Action::MaxRatioFine(p) => dom.set_max_ratio_fine(id, p),
-        Action::MinBytes(b) => dom.set_min_bytes(id, b, lim),
-        Action::MaxBytes(b) => dom.set_max_bytes(id, b, lim),
-        Action::StrictLimit(on) => dom.set_strict_limit(id, on),
-    }
-}
-
-impl Action {
-    /// The scenario field this action comes from.
-    pub fn field(&self) -> &'static str {
-        match self {
-            Action::Bandwidth(_) => "bandwidth_mib_s",
-            Action::MinRatio(_) => "min_ratio",
-            Action::MaxRatio(_) => "max_ratio",
-            Action::MinRatioFine(_) => "min_ratio_fine",
-            Action::MaxRatioFine(_) => "max_ratio_fine",
-            Action::MinBytes(_) => "min_bytes",
-            Action::MaxBytes(_) => "max_bytes",
-            Action::StrictLimit(_) => "strict_limit",
-        }
-    }
-}
-
-/// The scenario's global limits (dirtyable memory is constant in a run).
-pub fn scenario_limits(sc: &Scenario) -> DirtyLimits {
-    domain_dirty_limits(global_dirtyable_memory(&sc.mem), &sc.vm, None)
-}
-
-/// Applies every setting of the scenario to a scratch domain, in time order,
-/// under each policy. On the first rejection returns its line, field and
-/// message.
-pub(crate) fn check_settings(sc: &Scenario) -> Result<(), (Option<usize>, String, String)> {
-    let lim = scenario_limits(sc);
-    for p in POLICIES {
-        let mut slots = vec![Bdi::EMPTY; sc.devices.len()];
-        let mut dom = Domain::new(&mut slots, domain_config(p, sc.period_ms));
-        dom.update_dirty_limit(lim.thresh);
-        let mut ids = Vec::with_capacity(sc.devices.len());
-        for d in &sc.devices {
-            let id = dom
-                .add_bdi()
-                .map_err(|e| (Some(d.line), "device".to_string(), e.to_string()))?;
-            ids.push(id);
-            for &a in &d.settings {
-                apply(&mut dom, id, a, &lim).map_err(|e| {
-                    (
-                        Some(d.line),
-                        format!("device {:?} {}", d.name, a.field()),
-                        format!("the core rejects {a}: {e}"),
-                    )
-                })?;
-            }
-        }
-        for e in &sc.events {
-            let id = ids[e.device];
-            apply(&mut dom, id, e.action, &lim).map_err(|err| {
-                (
-                    Some(e.line),
-                    format!("event.{}", e.action.field()),
-                    format!(
-                        "the core rejects {} on {:?} at {} s: {err}",
-                        e.action,
-                        sc.devices[e.device].name,
-                        e.at_ms as f64 / 1000.0
-                    ),
-                )
-            })?;
-        }
-    }
-    Ok(())
-}
-
 /// A device's state.
 #[derive(Clone, Copy, Debug, Default)]
-struct Dev {
+struct Device {
     id: u32,
     /// Bandwidth now, pages/s.
     bw: u64,
@@ -208,7 +83,7 @@ struct Dev {
     peak_pinned: u64,
 }
 
-impl Dev {
+impl Device {
     fn set_bw(&mut self, bw: u64, step_ms: u64) {
         self.bw = bw;
         let per_step = bw.saturating_mul(step_ms);
@@ -219,7 +94,7 @@ impl Dev {
 
 /// A writer's state.
 #[derive(Clone, Copy, Debug, Default)]
-struct Wr {
+struct Writer {
     dev: usize,
     /// Wanted rate, pages/s.
     rate: u64,
@@ -229,6 +104,91 @@ struct Wr {
     carry: u64,
     dirtied: u64,
     throttled: bool,
+}
+
+/// What every writer of a step sees of the global state.
+struct GlobalView {
+    thresh: u64,
+    bg_thresh: u64,
+    hard_limit: u64,
+    freerun_ceiling: u64,
+    /// Global dirty + writeback, with the pages granted so far in the step.
+    dirty: u64,
+    step_ms: u64,
+}
+
+impl Writer {
+    /// Whether the writer runs at `t`.
+    fn running(&self, t: u64) -> bool {
+        self.start <= t && t < self.stop
+    }
+
+    /// The pages this writer may dirty in the step on device `d`: a free
+    /// runner up to the freerun ceiling plus one `dirty_poll_interval()`, a
+    /// throttled one at `task_ratelimit` until its `pos_ratio` reaches 0.
+    fn grant(&mut self, d: &Device, g: &GlobalView) -> u64 {
+        let dt = g.step_ms;
+        let wb_dirty = d.dirty + d.writeback + d.pend;
+        let dtc = Dtc {
+            thresh: g.thresh,
+            bg_thresh: g.bg_thresh,
+            dirty_limit: g.hard_limit,
+            dirty: g.dirty,
+            wb_thresh: d.wb_thresh,
+            wb_bg_thresh: d.wb_bg_thresh,
+            wb_dirty,
+            write_bw: d.est.avg,
+            strict_limit: d.strict,
+        };
+        let (credit, cap) = if dtc.freerun() {
+            // Free run up to the ceiling plus one polling interval
+            // (dirty_poll_interval()); past it the task would be throttled.
+            let (cur, ceil, th) = if d.strict {
+                (
+                    wb_dirty,
+                    dirty_freerun_ceiling(d.wb_thresh, d.wb_bg_thresh),
+                    d.wb_thresh,
+                )
+            } else {
+                (g.dirty, g.freerun_ceiling, g.thresh)
+            };
+            let room = ceil.saturating_sub(cur) + dirty_poll_interval(cur, th);
+            let credit = self.carry + self.rate * dt;
+            // Reaching the ceiling is being throttled.
+            self.throttled = credit / 1000 > room;
+            (credit, room)
+        } else {
+            self.throttled = true;
+            let pos_ratio = dtc.position_ratio();
+            // dirty_ratelimit ~ write_bw / N for N tasks on the bdi.
+            let dirty_ratelimit = d.est.avg / u64::from(d.n_writers.max(1));
+            let task_ratelimit = ((u128::from(dirty_ratelimit) * u128::from(pos_ratio))
+                >> RATELIMIT_CALC_SHIFT) as u64;
+            let credit = self.carry + self.rate.min(task_ratelimit) * dt;
+            // With task_ratelimit 0, the pipe left open for a bdi with
+            // almost nothing dirty (wb_stat_error()).
+            // Otherwise the step stops where pos_ratio reaches 0 (the hard
+            // limit; wb_thresh with strictlimit): the kernel re-evaluates
+            // every few dozen pages and would not dirty past it.
+            let cap = if task_ratelimit == 0 {
+                WB_STAT_ERROR.saturating_sub(wb_dirty)
+            } else if d.strict {
+                g.hard_limit
+                    .saturating_sub(g.dirty)
+                    .min(d.wb_thresh.saturating_sub(wb_dirty))
+            } else {
+                g.hard_limit.saturating_sub(g.dirty)
+            };
+            (credit, cap)
+        };
+        if credit / 1000 > cap {
+            self.carry = 0;
+            cap
+        } else {
+            self.carry = credit % 1000;
+            credit / 1000
+        }
+    }
 }
 
 /// Conservation counters of a run at one instant, in pages.
@@ -254,8 +214,8 @@ pub struct Sim<'s, 'a> {
     now: u64,
     steps_done: u64,
     next_event: usize,
-    devs: Vec<Dev>,
-    wrs: Vec<Wr>,
+    devices: Vec<Device>,
+    writers: Vec<Writer>,
     nr_dirty: u64,
     nr_writeback: u64,
     last_step_dirtied: u64,
@@ -278,40 +238,40 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// Sets up the machine at time 0: adds every device to a fresh domain in
     /// `slots` and applies its settings.
     pub fn new(sc: &'s Scenario, policy: Policy, slots: &'a mut [Bdi]) -> Result<Self, SimError> {
-        let lim = scenario_limits(sc);
-        let mut dom = Domain::new(slots, domain_config(policy, sc.period_ms));
+        let lim = sc.limits();
+        let mut dom = Domain::new(slots, sc.domain_config(policy));
         dom.update_dirty_limit(lim.thresh);
-        let mut devs = Vec::with_capacity(sc.devices.len());
+        let mut devices = Vec::with_capacity(sc.devices.len());
         for d in &sc.devices {
             let id = dom.add_bdi().map_err(|e| SimError {
                 message: format!("{}: device {:?}: {e}", sc.origin, d.name),
             })?;
             for &a in &d.settings {
-                apply(&mut dom, id, a, &lim).map_err(|e| SimError {
+                a.apply(&mut dom, id, &lim).map_err(|e| SimError {
                     message: format!("{}:{}: device {:?}: {a}: {e}", sc.origin, d.line, d.name),
                 })?;
             }
-            let mut dev = Dev {
+            let mut dev = Device {
                 id: id.0,
                 inflight: d.inflight,
                 strict: d.settings.iter().rev().find_map(|a| match a {
                     Action::StrictLimit(on) => Some(*on),
                     _ => None,
                 }) == Some(true),
-                ..Dev::default()
+                ..Device::default()
             };
             dev.set_bw(d.bandwidth, sc.step_ms);
-            devs.push(dev);
+            devices.push(dev);
         }
-        let wrs = sc
+        let writers = sc
             .writers
             .iter()
-            .map(|w| Wr {
+            .map(|w| Writer {
                 dev: w.device,
                 rate: w.rate.unwrap_or(sc.max_rate),
                 start: w.start_ms,
                 stop: w.stop_ms.unwrap_or(u64::MAX),
-                ..Wr::default()
+                ..Writer::default()
             })
             .collect();
         Ok(Sim {
@@ -323,8 +283,8 @@ impl<'s, 'a> Sim<'s, 'a> {
             now: 0,
             steps_done: 0,
             next_event: 0,
-            devs,
-            wrs,
+            devices,
+            writers,
             nr_dirty: 0,
             nr_writeback: 0,
             last_step_dirtied: 0,
@@ -369,7 +329,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Conservation counters of device `i`.
     pub fn device_counts(&self, i: usize) -> Counts {
-        let d = &self.devs[i];
+        let d = &self.devices[i];
         Counts {
             dirtied: d.dirtied,
             dirty: d.dirty,
@@ -380,24 +340,24 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Number of devices.
     pub fn n_devices(&self) -> usize {
-        self.devs.len()
+        self.devices.len()
     }
 
     /// Whether device `i` has `strict_limit` now.
     pub fn device_strict(&self, i: usize) -> bool {
-        self.devs[i].strict
+        self.devices[i].strict
     }
 
     /// Conservation counters summed over devices, and the writers' total.
     pub fn counts(&self) -> (Counts, u64) {
         let mut c = Counts::default();
-        for d in &self.devs {
+        for d in &self.devices {
             c.dirtied += d.dirtied;
             c.dirty += d.dirty;
             c.writeback += d.writeback;
             c.written += d.written;
         }
-        let by_writers = self.wrs.iter().map(|w| w.dirtied).sum();
+        let by_writers = self.writers.iter().map(|w| w.dirtied).sum();
         (c, by_writers)
     }
 
@@ -419,49 +379,85 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.rec.unused_share = (denom > 0).then(|| self.unused_acc as f64 / denom as f64);
         self.rec.throttled_ms = self.throttled_ms;
         self.rec.elapsed_ms = self.now;
-        self.rec.peak_pinned = self.devs.iter().map(|d| d.peak_pinned).collect();
-        self.rec.writer_dirtied = self.wrs.iter().map(|w| w.dirtied).collect();
+        self.rec.peak_pinned = self.devices.iter().map(|d| d.peak_pinned).collect();
+        self.rec.writer_dirtied = self.writers.iter().map(|w| w.dirtied).collect();
         self.rec
     }
 
-    /// Advances one step.
+    /// Advances one step, phase by phase as the [module docs](crate::sim::engine) list them.
     pub fn step(&mut self) -> Result<(), SimError> {
         let t = self.now;
         let dt = self.sc.step_ms;
+        self.apply_events(t)?;
+        self.dom.tick(t);
+        let sum_wb_thresh = self.query_limits();
+        let (step_dirtied, any_throttled) = self.balance_dirty_pages(t);
+        if any_throttled {
+            let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
+            self.unused_acc += u128::from(unused) * u128::from(dt);
+            self.throttled_ms += dt;
+        }
+        // Recording of the state at t (limits of t, counts of t).
+        if t % self.sc.sample_ms == 0 {
+            self.record(t, sum_wb_thresh, any_throttled);
+        }
+        let t_end = t + dt;
+        self.complete_and_flush(t_end);
+        self.settle_dirtied(step_dirtied);
+        if t_end % BANDWIDTH_INTERVAL_MS == 0 {
+            self.update_estimates(t_end);
+        }
+        let g = self.global_dirty();
+        self.peak_dirty = self.peak_dirty.max(g);
+        self.peak_over_limit = self
+            .peak_over_limit
+            .max(g as i64 - self.hard_limit() as i64);
 
-        // 1. Events due now.
+        self.now = t_end;
+        self.steps_done += 1;
+        if self.done() && self.now % self.sc.sample_ms == 0 {
+            // The final state, so that the recording covers [0, duration].
+            self.record_final();
+        }
+        Ok(())
+    }
+
+    /// Phase 1: the events due at `t`, through the core's setters.
+    fn apply_events(&mut self, t: u64) -> Result<(), SimError> {
         while let Some(e) = self.sc.events.get(self.next_event) {
             if e.at_ms > t {
                 break;
             }
-            let d = &mut self.devs[e.device];
+            let d = &mut self.devices[e.device];
             match e.action {
-                Action::Bandwidth(bw) => d.set_bw(bw, dt),
+                Action::Bandwidth(bw) => d.set_bw(bw, self.sc.step_ms),
                 a => {
                     if let Action::StrictLimit(on) = a {
                         d.strict = on;
                     }
-                    apply(&mut self.dom, BdiId(d.id), a, &self.lim).map_err(|err| SimError {
-                        message: format!(
-                            "{}:{}: event at {} s on {:?}: {a}: {err}",
-                            self.sc.origin,
-                            e.line,
-                            e.at_ms as f64 / 1000.0,
-                            self.sc.devices[e.device].name
-                        ),
-                    })?;
+                    a.apply(&mut self.dom, BdiId(d.id), &self.lim)
+                        .map_err(|err| SimError {
+                            message: format!(
+                                "{}:{}: event at {} s on {:?}: {a}: {err}",
+                                self.sc.origin,
+                                e.line,
+                                e.at_ms as f64 / 1000.0,
+                                self.sc.devices[e.device].name
+                            ),
+                        })?;
                 }
             }
             self.next_event += 1;
         }
+        Ok(())
+    }
 
-        // 2. The core's period clock.
-        self.dom.tick(t);
-
-        // 3. Per-bdi limits from the core.
-        let gdirty = self.nr_dirty + self.nr_writeback;
+    /// Phase 3: every bdi's `wb_thresh`/`wb_bg_thresh` from the core at the
+    /// global dirty count of now; returns `Σ wb_thresh`.
+    fn query_limits(&mut self) -> u64 {
+        let gdirty = self.global_dirty();
         let mut sum_wb_thresh: u64 = 0;
-        for d in self.devs.iter_mut() {
+        for d in self.devices.iter_mut() {
             let l = self.dom.wb_limits(BdiId(d.id), &self.lim, gdirty);
             d.wb_thresh = l.wb_thresh;
             d.wb_bg_thresh = l.wb_bg_thresh;
@@ -469,117 +465,54 @@ impl<'s, 'a> Sim<'s, 'a> {
             d.n_writers = 0;
             d.throttled = false;
         }
+        sum_wb_thresh
+    }
 
-        // 4. Writers: balance_dirty_pages() on the snapshot of t.
-        for w in self.wrs.iter() {
-            if w.start <= t && t < w.stop {
-                self.devs[w.dev].n_writers += 1;
+    /// Phase 4: `balance_dirty_pages()` for every running writer. Writers go
+    /// one after the other and see the pages granted before them in this
+    /// step (`dirty`, `pend`), so that free-running writers stop at the
+    /// freerun ceiling as the kernel's polling would stop them. Returns the
+    /// pages granted and whether any writer was throttled.
+    fn balance_dirty_pages(&mut self, t: u64) -> (u64, bool) {
+        for w in self.writers.iter() {
+            if w.running(t) {
+                self.devices[w.dev].n_writers += 1;
             }
         }
-        let limit = self.hard_limit();
+        let mut global = GlobalView {
+            thresh: self.lim.thresh,
+            bg_thresh: self.lim.bg_thresh,
+            hard_limit: self.hard_limit(),
+            freerun_ceiling: dirty_freerun_ceiling(self.lim.thresh, self.lim.bg_thresh),
+            dirty: self.global_dirty(),
+            step_ms: self.sc.step_ms,
+        };
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
-        // Writers go one after the other and see the pages granted before
-        // them in this step (`gd`, `pend`), so that free-running writers stop
-        // at the freerun ceiling as the kernel's polling would stop them.
-        let mut gd = gdirty;
-        let freerun_ceiling = dirty_freerun_ceiling(self.lim.thresh, self.lim.bg_thresh);
-        for w in self.wrs.iter_mut() {
+        for w in self.writers.iter_mut() {
             w.throttled = false;
-            if !(w.start <= t && t < w.stop) {
+            if !w.running(t) {
                 w.carry = 0;
                 continue;
             }
-            let d = &mut self.devs[w.dev];
-            let wb_dirty = d.dirty + d.writeback + d.pend;
-            let dtc = Dtc {
-                thresh: self.lim.thresh,
-                bg_thresh: self.lim.bg_thresh,
-                dirty_limit: limit,
-                dirty: gd,
-                wb_thresh: d.wb_thresh,
-                wb_bg_thresh: d.wb_bg_thresh,
-                wb_dirty,
-                write_bw: d.est.avg,
-                strict_limit: d.strict,
-            };
-            let grant;
-            if dtc.freerun() {
-                // Free run up to the ceiling plus one polling interval
-                // (dirty_poll_interval()); past it the task would be throttled.
-                let (cur, ceil, th) = if d.strict {
-                    (
-                        wb_dirty,
-                        dirty_freerun_ceiling(d.wb_thresh, d.wb_bg_thresh),
-                        d.wb_thresh,
-                    )
-                } else {
-                    (gd, freerun_ceiling, self.lim.thresh)
-                };
-                let room = ceil.saturating_sub(cur) + dirty_poll_interval(cur, th);
-                let credit = w.carry + w.rate * dt;
-                if credit / 1000 > room {
-                    grant = room;
-                    w.carry = 0;
-                    w.throttled = true;
-                } else {
-                    grant = credit / 1000;
-                    w.carry = credit % 1000;
-                }
-            } else {
-                w.throttled = true;
-                let pos_ratio = dtc.position_ratio();
-                // dirty_ratelimit ~ write_bw / N for N tasks on the bdi.
-                let dirty_ratelimit = d.est.avg / u64::from(d.n_writers.max(1));
-                let task_ratelimit = ((u128::from(dirty_ratelimit) * u128::from(pos_ratio))
-                    >> RATELIMIT_CALC_SHIFT) as u64;
-                let credit = w.carry + w.rate.min(task_ratelimit) * dt;
-                // With task_ratelimit 0, the pipe left open for a bdi with
-                // almost nothing dirty (wb_stat_error()).
-                // Otherwise the step stops where pos_ratio reaches 0 (the hard
-                // limit; wb_thresh with strictlimit): the kernel re-evaluates
-                // every few dozen pages and would not dirty past it.
-                let cap = if task_ratelimit == 0 {
-                    WB_STAT_ERROR.saturating_sub(wb_dirty)
-                } else if d.strict {
-                    limit
-                        .saturating_sub(gd)
-                        .min(d.wb_thresh.saturating_sub(wb_dirty))
-                } else {
-                    limit.saturating_sub(gd)
-                };
-                if credit / 1000 > cap {
-                    grant = cap;
-                    w.carry = 0;
-                } else {
-                    grant = credit / 1000;
-                    w.carry = credit % 1000;
-                }
-            }
+            let d = &mut self.devices[w.dev];
+            let grant = w.grant(d, &global);
             w.dirtied += grant;
             d.pend += grant;
             d.throttled |= w.throttled;
-            gd += grant;
+            global.dirty += grant;
             step_dirtied += grant;
             any_throttled |= w.throttled;
         }
-        if any_throttled {
-            let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
-            self.unused_acc += u128::from(unused) * u128::from(dt);
-            self.throttled_ms += dt;
-        }
+        (step_dirtied, any_throttled)
+    }
 
-        // Recording of the state at t (limits of t, counts of t).
-        if t % self.sc.sample_ms == 0 {
-            self.record(t, sum_wb_thresh, any_throttled);
-        }
-
-        // 5. Writeback completions, then the flusher.
-        let t_end = t + dt;
+    /// Phase 5: each device completes writeback at its bandwidth and reports
+    /// it to the core; then its flusher moves dirty pages under writeback
+    /// while `wb_over_bg_thresh()` holds or a writer of it was throttled.
+    fn complete_and_flush(&mut self, t_end: u64) {
         let over_bg_global = self.nr_dirty > self.lim.bg_thresh;
-        let mut nr_dirty = 0;
-        let mut nr_writeback = 0;
-        for d in self.devs.iter_mut() {
+        for d in self.devices.iter_mut() {
             // Capacity of the step: bw·dt/1000 pages, the fraction carried
             // in 1/1000 pages (precomputed: no division per step).
             let mut frac = d.carry + d.step_frac;
@@ -602,8 +535,14 @@ impl<'s, 'a> Sim<'s, 'a> {
                 d.writeback += submit;
             }
         }
-        // 6. The writers' pages become dirty.
-        for d in self.devs.iter_mut() {
+    }
+
+    /// Phase 6a: the pages granted in this step become dirty; the global
+    /// counts and the peaks per device follow.
+    fn settle_dirtied(&mut self, step_dirtied: u64) {
+        let mut nr_dirty = 0;
+        let mut nr_writeback = 0;
+        for d in self.devices.iter_mut() {
             d.dirty += d.pend;
             d.dirtied += d.pend;
             d.pend = 0;
@@ -615,28 +554,17 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.nr_writeback = nr_writeback;
         self.last_step_dirtied = step_dirtied;
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
+    }
 
-        if t_end % BANDWIDTH_INTERVAL_MS == 0 {
-            let g = nr_dirty + nr_writeback;
-            self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
-            for d in self.devs.iter_mut() {
-                let busy = d.dirty + d.writeback > 0;
-                d.est.update(t_end, d.written, busy);
-            }
+    /// Phase 6b, every `BANDWIDTH_INTERVAL`: `update_dirty_limit()` and each
+    /// device's write bandwidth estimate.
+    fn update_estimates(&mut self, t_end: u64) {
+        let g = self.global_dirty();
+        self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
+        for d in self.devices.iter_mut() {
+            let busy = d.dirty + d.writeback > 0;
+            d.est.update(t_end, d.written, busy);
         }
-        let g = nr_dirty + nr_writeback;
-        self.peak_dirty = self.peak_dirty.max(g);
-        self.peak_over_limit = self
-            .peak_over_limit
-            .max(g as i64 - self.hard_limit() as i64);
-
-        self.now = t_end;
-        self.steps_done += 1;
-        if self.done() && self.now % self.sc.sample_ms == 0 {
-            // The final state, so that the recording covers [0, duration].
-            self.record_final();
-        }
-        Ok(())
     }
 
     fn record(&mut self, t: u64, sum_wb_thresh: u64, throttled: bool) {
@@ -650,7 +578,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             sum_wb_thresh,
             throttled,
         });
-        for d in &self.devs {
+        for d in &self.devices {
             self.rec.devs.push(DevSample {
                 wb_thresh: d.wb_thresh,
                 wb_bg_thresh: d.wb_bg_thresh,
@@ -661,7 +589,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 bw: d.bw,
             });
         }
-        for w in &self.wrs {
+        for w in &self.writers {
             self.rec.writers.push(WriterSample {
                 dirtied: w.dirtied,
                 throttled: w.throttled,
@@ -674,13 +602,13 @@ impl<'s, 'a> Sim<'s, 'a> {
         let gdirty = self.nr_dirty + self.nr_writeback;
         let mut sum = 0u64;
         let lim = self.lim;
-        for d in self.devs.iter_mut() {
+        for d in self.devices.iter_mut() {
             let l = self.dom.wb_limits(BdiId(d.id), &lim, gdirty);
             d.wb_thresh = l.wb_thresh;
             d.wb_bg_thresh = l.wb_bg_thresh;
             sum = sum.saturating_add(l.wb_thresh);
         }
-        let throttled = self.wrs.iter().any(|w| w.throttled);
+        let throttled = self.writers.iter().any(|w| w.throttled);
         self.record(t, sum, throttled);
     }
 }

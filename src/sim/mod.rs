@@ -139,9 +139,11 @@ pub mod plot;
 pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod scenario_file;
 pub mod throttle;
 
 pub use builtin::{all_builtin, builtin, BUILTIN};
-pub use engine::{parse_policy, policy_name, policy_title, run, Counts, Sim, SimError, POLICIES};
+pub use engine::{run, Counts, Sim, SimError};
 pub use record::{metrics, Metrics, Recording};
-pub use scenario::{Scenario, ScenarioError};
+pub use scenario::Scenario;
+pub use scenario_file::ScenarioError;

@@ -15,7 +15,7 @@ pub const RATELIMIT_CALC_SHIFT: u32 = 10;
 pub const POS_RATIO_ONE: u64 = 1 << RATELIMIT_CALC_SHIFT;
 /// `INIT_BW`: a bdi's write bandwidth estimate before any measurement,
 /// 100 MiB/s in pages/s.
-pub const INIT_BW: u64 = 100 << (20 - crate::PAGE_SHIFT);
+pub const INIT_BW: u64 = 100 << (20 - crate::consts::PAGE_SHIFT);
 /// `BANDWIDTH_INTERVAL`: bandwidth and `dirty_limit` are updated every 200 ms.
 pub const BANDWIDTH_INTERVAL_MS: u64 = 200;
 /// `WB_BANDWIDTH_IDLE_JIF`: after 1 s without I/O the bandwidth estimate
