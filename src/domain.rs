@@ -31,7 +31,9 @@ use fixed::types::U32F32;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct DomainConfig {
+    /// How the pool is shared.
     pub policy: Policy,
+    /// What `min_bytes`/`max_bytes` become.
     pub bytes_mode: BytesMode,
     /// Apply the 6.13+ idle-device floor (`false`: the pre-6.13 formula).
     /// `ClipOnly` never applies it.
@@ -126,10 +128,12 @@ impl<'a> Domain<'a> {
         }
     }
 
+    /// The configuration the domain was made with.
     pub fn config(&self) -> &DomainConfig {
         &self.cfg
     }
 
+    /// The domain's policy.
     pub fn policy(&self) -> Policy {
         self.cfg.policy
     }
@@ -144,6 +148,7 @@ impl<'a> Domain<'a> {
         self.nr_live
     }
 
+    /// Whether no bdi is live.
     pub fn is_empty(&self) -> bool {
         self.nr_live == 0
     }

@@ -95,6 +95,7 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -114,6 +115,7 @@ pub mod wb_thresh;
 
 // userspace parts (std only)
 #[cfg(feature = "std")]
+#[allow(missing_docs)] // its modules document their purpose; not every field yet
 pub mod observe;
 #[cfg(feature = "std")]
 pub mod sim;

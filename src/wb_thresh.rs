@@ -72,6 +72,8 @@ pub fn wb_bg_thresh(wb_thresh: u64, lim: &DirtyLimits) -> u64 {
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WbLimits {
+    /// `wb_thresh`: the bdi's share of the dirty threshold, pages.
     pub wb_thresh: u64,
+    /// `wb_bg_thresh`: its share of the background threshold, pages.
     pub wb_bg_thresh: u64,
 }

@@ -28,6 +28,8 @@ use super::scenario::{
     DEFAULT_PERIOD_MS, DEFAULT_SAMPLE_MS, DEFAULT_STEP_MS, MIN_INFLIGHT_PAGES, PAGES_PER_MIB,
 };
 
+/// A scenario file could not be used. `Display` names the file, the line and
+/// the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
     /// The file (or built-in scenario) name.
