@@ -23,13 +23,14 @@ use std::{format, vec};
 
 use crate::bdi::{Bdi, BdiId};
 use crate::domain::Domain;
-use crate::global_limits::{dirty_freerun_ceiling, DirtyLimits};
+use crate::global_limits::DirtyLimits;
 use crate::policy::Policy;
 
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, BwEstimate, Dtc, BANDWIDTH_INTERVAL_MS,
+    dirty_poll_interval, update_dirty_limit, wb_max_pause, wb_min_pause, BwEstimate, Dtc,
+    RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ, JIFFY_US,
     RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 
@@ -80,6 +81,13 @@ struct Device {
     n_writers: u32,
     /// A writer on this device was throttled in the current step.
     throttled: bool,
+    /// `dirty_ratelimit` and its estimator.
+    ratelimit: RateLimit,
+    /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
+    /// device since the last bandwidth update (`None`: nobody throttled).
+    last_pos_ratio: Option<u64>,
+    /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
+    dirty_exceeded: bool,
     peak_pinned: u64,
 }
 
@@ -92,7 +100,8 @@ impl Device {
     }
 }
 
-/// A writer's state.
+/// A writer's state: a task that dirties pages at its wanted rate and calls
+/// `balance_dirty_pages()` every `nr_dirtied_pause` pages.
 #[derive(Clone, Copy, Debug, Default)]
 struct Writer {
     dev: usize,
@@ -100,10 +109,24 @@ struct Writer {
     rate: u64,
     start: u64,
     stop: u64,
-    /// Unspent dirtying credit, in 1/1000 pages.
+    /// Unspent dirtying credit, in 1/1000000 pages.
     carry: u64,
     dirtied: u64,
+    /// Throttled (not free-running) at some call in the current step.
     throttled: bool,
+    /// `current->nr_dirtied`: pages since the last call.
+    nr_dirtied: u64,
+    /// `current->nr_dirtied_pause`: pages between two calls.
+    nr_dirtied_pause: u64,
+    /// `current->dirty_paused_when` (ms), `None` before the first pause.
+    dirty_paused_when: Option<u64>,
+    /// Asleep in `balance_dirty_pages()` until this time (µs).
+    wake_us: u64,
+    /// After a pause with `task_ratelimit` 0 the task calls again at once.
+    recheck: bool,
+    /// The pipe balance_dirty_pages() leaves open for a wb with almost
+    /// nothing dirty: the task may dirty up to `wb_stat_error()`.
+    pipe: bool,
 }
 
 /// What every writer of a step sees of the global state.
@@ -111,10 +134,18 @@ struct GlobalView {
     thresh: u64,
     bg_thresh: u64,
     hard_limit: u64,
-    freerun_ceiling: u64,
     /// Global dirty + writeback, with the pages granted so far in the step.
     dirty: u64,
-    step_ms: u64,
+}
+
+/// What one `balance_dirty_pages()` call decided.
+enum Balance {
+    /// Below the freerun ceiling: poll again after this many pages.
+    FreeRun,
+    /// Throttled, but the pause is shorter than the minimum: go on.
+    Continue,
+    /// Sleep until this time (µs).
+    Sleep(u64),
 }
 
 impl Writer {
@@ -123,11 +154,114 @@ impl Writer {
         self.start <= t && t < self.stop
     }
 
-    /// The pages this writer may dirty in the step on device `d`: a free
-    /// runner up to the freerun ceiling plus one `dirty_poll_interval()`, a
-    /// throttled one at `task_ratelimit` until its `pos_ratio` reaches 0.
-    fn grant(&mut self, d: &Device, g: &GlobalView) -> u64 {
-        let dt = g.step_ms;
+    /// A task that starts (again) has no throttling history.
+    fn reset(&mut self) {
+        self.carry = 0;
+        self.nr_dirtied = 0;
+        self.nr_dirtied_pause = DIRTY_POLL_THRESH;
+        self.dirty_paused_when = None;
+        self.wake_us = 0;
+        self.recheck = false;
+        self.pipe = false;
+    }
+
+    /// The writer's part of the step `[t0, t1)` (µs) on device `d`: dirty at
+    /// the wanted rate, call `balance_dirty_pages()` every
+    /// `nr_dirtied_pause` pages, sleep its pauses. Returns the pages dirtied.
+    fn run(&mut self, d: &mut Device, g: &mut GlobalView, t0: u64, t1: u64) -> u64 {
+        let mut now = t0.max(self.wake_us);
+        let mut granted = 0u64;
+        while now < t1 {
+            if self.recheck {
+                self.recheck = false;
+                now = self.balance(d, g, now, self.nr_dirtied, t1);
+                continue;
+            }
+            if self.rate == 0 {
+                break;
+            }
+            let poll = if d.dirty_exceeded {
+                self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
+            } else {
+                self.nr_dirtied_pause
+            };
+            let wb_dirty = d.dirty + d.writeback + d.pend;
+            // The step stops where pos_ratio reaches 0 (the hard limit, or
+            // wb_thresh with strictlimit): the kernel polls often enough
+            // there (dirty_exceeded) not to dirty past it.
+            let room = if self.pipe {
+                WB_STAT_ERROR.saturating_sub(wb_dirty)
+            } else if d.strict {
+                // wb_position_ratio()'s strictlimit branch lets a wb with
+                // fewer than 8 pages go whatever its threshold.
+                d.wb_thresh.max(8).saturating_sub(wb_dirty)
+            } else {
+                g.hard_limit.saturating_sub(g.dirty)
+            };
+            let target = poll.saturating_sub(self.nr_dirtied).max(1);
+            let want = target.min(room);
+            if want == 0 {
+                // At the limit: the call throttles (or, where nothing can
+                // be dirtied at all, the step is over for this task).
+                let next = self.balance(d, g, now, self.nr_dirtied, t1);
+                if next == now {
+                    break;
+                }
+                now = next;
+                continue;
+            }
+            let budget = self.carry + self.rate * (t1 - now);
+            let pages = if budget < want * 1_000_000 {
+                // The step ends before the next call.
+                self.carry = budget % 1_000_000;
+                now = t1;
+                budget / 1_000_000
+            } else {
+                let need = want * 1_000_000 - self.carry;
+                let dt = need.div_ceil(self.rate);
+                self.carry = self.carry + self.rate * dt - want * 1_000_000;
+                now += dt;
+                want
+            };
+            self.dirtied += pages;
+            self.nr_dirtied += pages;
+            d.pend += pages;
+            g.dirty += pages;
+            granted += pages;
+            if now >= t1 {
+                break;
+            }
+            if want < target {
+                // Stopped at the limit: no credit is saved up meanwhile.
+                self.carry = 0;
+            }
+            now = self.balance(d, g, now, self.nr_dirtied, t1);
+        }
+        granted
+    }
+
+    /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`
+    /// pages; returns when the task goes on.
+    fn balance(
+        &mut self,
+        d: &mut Device,
+        g: &GlobalView,
+        now: u64,
+        pages_dirtied: u64,
+        t1: u64,
+    ) -> u64 {
+        match self.bdp(d, g, now, pages_dirtied) {
+            Balance::FreeRun | Balance::Continue => now,
+            Balance::Sleep(until) => {
+                self.wake_us = until;
+                until.min(t1).max(now)
+            }
+        }
+    }
+
+    fn bdp(&mut self, d: &mut Device, g: &GlobalView, now_us: u64, pages_dirtied: u64) -> Balance {
+        // The kernel's clock: jiffies.
+        let now = now_us / JIFFY_US;
         let wb_dirty = d.dirty + d.writeback + d.pend;
         let dtc = Dtc {
             thresh: g.thresh,
@@ -140,54 +274,74 @@ impl Writer {
             write_bw: d.est.avg,
             strict_limit: d.strict,
         };
-        let (credit, cap) = if dtc.freerun() {
-            // Free run up to the ceiling plus one polling interval
-            // (dirty_poll_interval()); past it the task would be throttled.
-            let (cur, ceil, th) = if d.strict {
-                (
-                    wb_dirty,
-                    dirty_freerun_ceiling(d.wb_thresh, d.wb_bg_thresh),
-                    d.wb_thresh,
-                )
+        self.pipe = false;
+        if dtc.freerun() {
+            let (dirty, thresh) = if d.strict {
+                (wb_dirty, d.wb_thresh)
             } else {
-                (g.dirty, g.freerun_ceiling, g.thresh)
+                (g.dirty, g.thresh)
             };
-            let room = ceil.saturating_sub(cur) + dirty_poll_interval(cur, th);
-            let credit = self.carry + self.rate * dt;
-            // Reaching the ceiling is being throttled.
-            self.throttled = credit / 1000 > room;
-            (credit, room)
-        } else {
-            self.throttled = true;
-            let pos_ratio = dtc.position_ratio();
-            // dirty_ratelimit ~ write_bw / N for N tasks on the bdi.
-            let dirty_ratelimit = d.est.avg / u64::from(d.n_writers.max(1));
-            let task_ratelimit = ((u128::from(dirty_ratelimit) * u128::from(pos_ratio))
-                >> RATELIMIT_CALC_SHIFT) as u64;
-            let credit = self.carry + self.rate.min(task_ratelimit) * dt;
-            // With task_ratelimit 0, the pipe left open for a bdi with
-            // almost nothing dirty (wb_stat_error()).
-            // Otherwise the step stops where pos_ratio reaches 0 (the hard
-            // limit; wb_thresh with strictlimit): the kernel re-evaluates
-            // every few dozen pages and would not dirty past it.
-            let cap = if task_ratelimit == 0 {
-                WB_STAT_ERROR.saturating_sub(wb_dirty)
-            } else if d.strict {
-                g.hard_limit
-                    .saturating_sub(g.dirty)
-                    .min(d.wb_thresh.saturating_sub(wb_dirty))
-            } else {
-                g.hard_limit.saturating_sub(g.dirty)
-            };
-            (credit, cap)
-        };
-        if credit / 1000 > cap {
-            self.carry = 0;
-            cap
-        } else {
-            self.carry = credit % 1000;
-            credit / 1000
+            self.dirty_paused_when = Some(now);
+            self.nr_dirtied = 0;
+            self.nr_dirtied_pause = dirty_poll_interval(dirty, thresh);
+            return Balance::FreeRun;
         }
+        self.throttled = true;
+        d.throttled = true;
+        let pos_ratio = dtc.position_ratio();
+        d.last_pos_ratio = Some(pos_ratio);
+        d.dirty_exceeded = wb_dirty > d.wb_thresh && (g.dirty > g.thresh || d.strict);
+        let dirty_ratelimit = d.ratelimit.dirty_ratelimit;
+        let task_ratelimit =
+            ((u128::from(dirty_ratelimit) * u128::from(pos_ratio)) >> RATELIMIT_CALC_SHIFT) as u64;
+        let max_pause = wb_max_pause(d.est.avg, wb_dirty);
+        let (min_pause, nr_dirtied_pause) =
+            wb_min_pause(d.est.avg, dirty_ratelimit, max_pause, task_ratelimit);
+        // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
+        // sleep max_pause and look again.
+        let (pause, mut virtual_now) = match (HZ * pages_dirtied).checked_div(task_ratelimit) {
+            None => (max_pause, now),
+            Some(period) => {
+                let mut pause = period as i64;
+                if let Some(when) = self.dirty_paused_when {
+                    pause -= now as i64 - when as i64;
+                }
+                if pause < min_pause as i64 {
+                    if pause < -(HZ as i64) {
+                        self.dirty_paused_when = Some(now);
+                        self.nr_dirtied = 0;
+                    } else if period > 0 {
+                        self.dirty_paused_when =
+                            Some(self.dirty_paused_when.unwrap_or(now) + period);
+                        self.nr_dirtied = 0;
+                    } else if self.nr_dirtied_pause <= pages_dirtied {
+                        self.nr_dirtied_pause += pages_dirtied;
+                    }
+                    return Balance::Continue;
+                }
+                let mut pause = pause as u64;
+                let mut at = now;
+                if pause > max_pause {
+                    // For an occasionally dropped task_ratelimit.
+                    at += (pause - max_pause).min(max_pause);
+                    pause = max_pause;
+                }
+                (pause, at)
+            }
+        };
+        virtual_now += pause;
+        self.dirty_paused_when = Some(virtual_now);
+        self.nr_dirtied = 0;
+        self.nr_dirtied_pause = nr_dirtied_pause;
+        if task_ratelimit == 0 {
+            if wb_dirty <= WB_STAT_ERROR {
+                self.pipe = true;
+            } else {
+                self.recheck = true;
+            }
+        }
+        // io_schedule_timeout() wakes on a jiffy.
+        Balance::Sleep(((now + pause) * JIFFY_US).max(now_us + 1))
     }
 }
 
@@ -271,6 +425,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 rate: w.rate.unwrap_or(sc.max_rate),
                 start: w.start_ms,
                 stop: w.stop_ms.unwrap_or(u64::MAX),
+                nr_dirtied_pause: DIRTY_POLL_THRESH,
                 ..Writer::default()
             })
             .collect();
@@ -468,11 +623,10 @@ impl<'s, 'a> Sim<'s, 'a> {
         sum_wb_thresh
     }
 
-    /// Phase 4: `balance_dirty_pages()` for every running writer. Writers go
-    /// one after the other and see the pages granted before them in this
-    /// step (`dirty`, `pend`), so that free-running writers stop at the
-    /// freerun ceiling as the kernel's polling would stop them. Returns the
-    /// pages granted and whether any writer was throttled.
+    /// Phase 4: every running writer dirties pages through the step,
+    /// throttled by `balance_dirty_pages()`. Writers go one after the other
+    /// and see the pages granted before them in this step. Returns the pages
+    /// granted and whether any writer was throttled.
     fn balance_dirty_pages(&mut self, t: u64) -> (u64, bool) {
         for w in self.writers.iter() {
             if w.running(t) {
@@ -483,25 +637,19 @@ impl<'s, 'a> Sim<'s, 'a> {
             thresh: self.lim.thresh,
             bg_thresh: self.lim.bg_thresh,
             hard_limit: self.hard_limit(),
-            freerun_ceiling: dirty_freerun_ceiling(self.lim.thresh, self.lim.bg_thresh),
             dirty: self.global_dirty(),
-            step_ms: self.sc.step_ms,
         };
+        let (t0, t1) = (t * 1000, (t + self.sc.step_ms) * 1000);
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
         for w in self.writers.iter_mut() {
             w.throttled = false;
             if !w.running(t) {
-                w.carry = 0;
+                w.reset();
                 continue;
             }
             let d = &mut self.devices[w.dev];
-            let grant = w.grant(d, &global);
-            w.dirtied += grant;
-            d.pend += grant;
-            d.throttled |= w.throttled;
-            global.dirty += grant;
-            step_dirtied += grant;
+            step_dirtied += w.run(d, &mut global, t0, t1);
             any_throttled |= w.throttled;
         }
         (step_dirtied, any_throttled)
@@ -561,7 +709,27 @@ impl<'s, 'a> Sim<'s, 'a> {
     fn update_estimates(&mut self, t_end: u64) {
         let g = self.global_dirty();
         self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
+        let (thresh, bg_thresh, hard_limit) =
+            (self.lim.thresh, self.lim.bg_thresh, self.hard_limit());
         for d in self.devices.iter_mut() {
+            // A throttled task updates dirty_ratelimit with the bandwidth
+            // (__wb_update_bandwidth(gdtc, true)); every update restamps.
+            if let Some(pos_ratio) = d.last_pos_ratio.take() {
+                let dtc = Dtc {
+                    thresh,
+                    bg_thresh,
+                    dirty_limit: hard_limit,
+                    dirty: g,
+                    wb_thresh: d.wb_thresh,
+                    wb_bg_thresh: d.wb_bg_thresh,
+                    wb_dirty: d.dirty + d.writeback,
+                    write_bw: d.est.avg,
+                    strict_limit: d.strict,
+                };
+                let elapsed = t_end.saturating_sub(d.est.time_stamp);
+                d.ratelimit.update(&dtc, pos_ratio, d.dirtied, elapsed);
+            }
+            d.ratelimit.dirtied_stamp = d.dirtied;
             let busy = d.dirty + d.writeback > 0;
             d.est.update(t_end, d.written, busy);
         }
