@@ -1,7 +1,8 @@
 //! The kernel's rate-limit loop in the simulator: one buffered writer on a
 //! fast device settles around the setpoint `(freerun + limit) / 2`, as
 //! Linux does (0.88–0.89·T measured for one `dd` on Linux 6.18), not pinned
-//! at the freerun ceiling; two writers on one device share it evenly.
+//! at the freerun ceiling; two writers on one device share it evenly; and
+//! kupdate writes back what is older than 30 s.
 
 use dirtylimit::policy::Policy;
 use dirtylimit::sim::{run, Scenario};
@@ -59,4 +60,26 @@ fn two_writers_on_one_device_share_its_bandwidth() {
     let (a, b) = (rate(0), rate(1));
     assert!((a + b - 1500.0).abs() < 30.0, "total {a} + {b}");
     assert!((a - b).abs() < 0.1 * (a + b), "uneven: {a} vs {b}");
+}
+
+/// Pages below every background threshold are written back by kupdate once
+/// they are 30 s old, at its next 5 s wakeup, and not before.
+#[test]
+fn kupdate_writes_back_expired_pages() {
+    let sc = Scenario::from_toml(
+        "name = \"kupdate\"\nduration_s = 60\n[memory]\ndirtyable_mib = 4096\n\
+         [[device]]\nname = \"disk\"\nbandwidth_mib_s = 100\n\
+         [[writer]]\nname = \"small\"\ndevice = \"disk\"\nrate_mib_s = 50\nstop_s = 2\n",
+        "test",
+    )
+    .expect("scenario parses");
+    let rec = run(&sc, Policy::Linux).expect("run");
+    let at = |ms: u64| rec.dev((ms / sc.sample_ms) as usize, 0);
+    let dirtied = 100 * 256;
+    // 2 s at 50 MiB/s, far below the background threshold (410 MiB): most of
+    // it stays dirty for 30 s.
+    assert!(at(34_900).dirty > dirtied / 2, "{:?}", at(34_900));
+    // The wakeup at 35 s is the first with pages older than 30 s.
+    assert_eq!(at(36_000).dirty, 0, "{:?}", at(36_000));
+    assert_eq!(at(40_000).written, dirtied);
 }

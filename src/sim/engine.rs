@@ -7,16 +7,20 @@
 //! 2. the core's period clock is ticked ([`Domain::tick`]);
 //! 3. every bdi's `wb_thresh`/`wb_bg_thresh` is queried ([`Domain::wb_limits`]),
 //!    with the global dirty count (dirty + writeback) at `t`;
-//! 4. every running writer asks [`throttle`](super::throttle) how much it may
-//!    dirty during the step, all from the same snapshot of `t`;
+//! 4. every running writer dirties pages through the step on its own clock,
+//!    calling `balance_dirty_pages()` ([`throttle`](super::throttle)) every
+//!    `nr_dirtied_pause` pages and sleeping the pauses it returns;
 //! 5. each bdi completes writeback at its bandwidth and reports the
 //!    completions to the core ([`Domain::writeout_inc`]), then its flusher
-//!    moves dirty pages under writeback if it is over a background threshold;
-//! 6. the writers' pages become dirty; every 200 ms the bandwidth estimates
-//!    and the domain's `dirty_limit` are updated.
+//!    moves its oldest dirty pages under writeback if it is over a background
+//!    threshold, a writer of it was throttled, or kupdate found expired pages;
+//! 6. the writers' pages become dirty; every 200 ms the bandwidth estimates,
+//!    `dirty_ratelimit` and the domain's `dirty_limit` are updated; every 5 s
+//!    kupdate marks the pages dirtied more than 30 s ago.
 //!
 //! Nothing is allocated per step: all state and the recording are sized up front.
 
+use std::collections::VecDeque;
 use std::string::String;
 use std::vec::Vec;
 use std::{format, vec};
@@ -50,7 +54,7 @@ impl core::fmt::Display for SimError {
 impl std::error::Error for SimError {}
 
 /// A device's state.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Device {
     id: u32,
     /// Bandwidth now, pages/s.
@@ -88,10 +92,43 @@ struct Device {
     last_pos_ratio: Option<u64>,
     /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
     dirty_exceeded: bool,
+    /// Dirty pages by the second they were dirtied in, oldest first: the
+    /// flusher takes the oldest, kupdate looks at their age.
+    ages: VecDeque<(u64, u64)>,
+    /// Pages kupdate found expired at its last wakeup, not yet submitted.
+    expired: u64,
     peak_pinned: u64,
 }
 
 impl Device {
+    /// Moves up to `n` of the oldest dirty pages under writeback.
+    fn submit(&mut self, n: u64) {
+        self.dirty -= n;
+        self.writeback += n;
+        self.expired = self.expired.saturating_sub(n);
+        let mut left = n;
+        while left > 0 {
+            let Some(front) = self.ages.front_mut() else {
+                break;
+            };
+            let take = front.1.min(left);
+            front.1 -= take;
+            left -= take;
+            if front.1 == 0 {
+                self.ages.pop_front();
+            }
+        }
+    }
+
+    /// Pages dirtied in the second `sec`.
+    fn age(&mut self, sec: u64, pages: u64) {
+        match self.ages.back_mut() {
+            Some(back) if back.0 == sec => back.1 += pages,
+            _ if pages > 0 => self.ages.push_back((sec, pages)),
+            _ => {}
+        }
+    }
+
     fn set_bw(&mut self, bw: u64, step_ms: u64) {
         self.bw = bw;
         let per_step = bw.saturating_mul(step_ms);
@@ -99,6 +136,11 @@ impl Device {
         self.step_frac = per_step % 1000;
     }
 }
+
+/// `dirty_expire_centisecs` (30 s): kupdate writes back pages older than this.
+pub const DIRTY_EXPIRE_MS: u64 = 30_000;
+/// `dirty_writeback_centisecs` (5 s): how often kupdate wakes up.
+pub const DIRTY_WRITEBACK_MS: u64 = 5_000;
 
 /// A writer's state: a task that dirties pages at its wanted rate and calls
 /// `balance_dirty_pages()` every `nr_dirtied_pause` pages.
@@ -412,6 +454,8 @@ impl<'s, 'a> Sim<'s, 'a> {
                     Action::StrictLimit(on) => Some(*on),
                     _ => None,
                 }) == Some(true),
+                // At most one entry per second of the run: no reallocation.
+                ages: VecDeque::with_capacity((sc.duration_ms / 1000 + 2) as usize),
                 ..Device::default()
             };
             dev.set_bw(d.bandwidth, sc.step_ms);
@@ -558,9 +602,12 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         let t_end = t + dt;
         self.complete_and_flush(t_end);
-        self.settle_dirtied(step_dirtied);
+        self.settle_dirtied(t, step_dirtied);
         if t_end % BANDWIDTH_INTERVAL_MS == 0 {
             self.update_estimates(t_end);
+        }
+        if t_end % DIRTY_WRITEBACK_MS == 0 {
+            self.kupdate(t_end);
         }
         let g = self.global_dirty();
         self.peak_dirty = self.peak_dirty.max(g);
@@ -676,21 +723,22 @@ impl<'s, 'a> Sim<'s, 'a> {
                 d.written += done;
                 self.dom.writeout_inc(BdiId(d.id), done, t_end);
             }
-            // wb_over_bg_thresh(), or a throttled writer woke the flusher.
-            if over_bg_global || d.dirty > d.wb_bg_thresh || d.throttled {
+            // wb_over_bg_thresh(), a throttled writer woke the flusher, or
+            // kupdate found expired pages.
+            if over_bg_global || d.dirty > d.wb_bg_thresh || d.throttled || d.expired > 0 {
                 let submit = d.dirty.min(d.inflight.saturating_sub(d.writeback));
-                d.dirty -= submit;
-                d.writeback += submit;
+                d.submit(submit);
             }
         }
     }
 
     /// Phase 6a: the pages granted in this step become dirty; the global
     /// counts and the peaks per device follow.
-    fn settle_dirtied(&mut self, step_dirtied: u64) {
+    fn settle_dirtied(&mut self, t: u64, step_dirtied: u64) {
         let mut nr_dirty = 0;
         let mut nr_writeback = 0;
         for d in self.devices.iter_mut() {
+            d.age(t / 1000, d.pend);
             d.dirty += d.pend;
             d.dirtied += d.pend;
             d.pend = 0;
@@ -702,6 +750,23 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.nr_writeback = nr_writeback;
         self.last_step_dirtied = step_dirtied;
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
+    }
+
+    /// Phase 6c, every `dirty_writeback_centisecs`: kupdate
+    /// (`wb_check_old_data_flush()`) marks the pages dirtied more than
+    /// `dirty_expire_centisecs` ago for writeback, whatever the thresholds.
+    fn kupdate(&mut self, t_end: u64) {
+        let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) else {
+            return;
+        };
+        for d in self.devices.iter_mut() {
+            d.expired = d
+                .ages
+                .iter()
+                .take_while(|(sec, _)| (sec + 1) * 1000 <= before)
+                .map(|(_, pages)| pages)
+                .sum();
+        }
     }
 
     /// Phase 6b, every `BANDWIDTH_INTERVAL`: `update_dirty_limit()` and each

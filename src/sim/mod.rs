@@ -121,9 +121,11 @@
 //!   does, not only strictlimit ones) or while one of its writers is throttled
 //!   (balance_dirty_pages() starts background writeback). The flusher keeps
 //!   up to a queue depth (`inflight_ms` of the peak bandwidth, at least 1 MiB)
-//!   under writeback, and the device completes at its bandwidth. No periodic
-//!   kupdate writeback of expired pages (30 s `dirty_expire_centisecs`): data
-//!   below every background threshold stays dirty.
+//!   under writeback, oldest pages first, and the device completes at its
+//!   bandwidth. kupdate wakes every 5 s (`dirty_writeback_centisecs`) and has
+//!   every page dirtied more than 30 s ago (`dirty_expire_centisecs`) written
+//!   back, by page age in whole seconds where the kernel goes by inode
+//!   (`dirtied_when`).
 //! - **Accounting.** The global dirty count is dirty + writeback of all
 //!   bdis (`NR_FILE_DIRTY + NR_WRITEBACK`); FUSE's old `NR_WRITEBACK_TEMP`
 //!   is not separate. Dirtyable memory is constant during a run (dirty pages
