@@ -492,11 +492,32 @@ struct Rig {
     a: (PathBuf, String),
     b: (PathBuf, String),
     fuse: Option<(PathBuf, String)>,
+    /// The loop devices of A and B.
+    devices: (String, String),
+    /// The scored bdis and their labels.
+    roles: Vec<(String, String)>,
     /// Bytes each writer writes before it wraps around.
     file_size: u64,
 }
 
 impl Rig {
+    /// One line: the devices, their bdis and the writers' rates.
+    fn describe(&self, args: &CrosscheckOptions) -> String {
+        format!(
+            "A = {} (bdi {}) at {} MiB/s, B = {} (bdi {}) at {} MiB/s{}",
+            self.devices.0,
+            self.a.1,
+            args.rate_a,
+            self.devices.1,
+            self.b.1,
+            args.rate_b,
+            self.fuse
+                .as_ref()
+                .map(|(_, b)| format!(", FUSE sink (bdi {b}) at {} MiB/s", args.rate_fuse))
+                .unwrap_or_default()
+        )
+    }
+
     fn target(&self, role: Role) -> Option<&(PathBuf, String)> {
         match role {
             Role::A => Some(&self.a),
@@ -504,6 +525,68 @@ impl Rig {
             Role::Fuse => self.fuse.as_ref(),
         }
     }
+}
+
+/// Sets the experiment up: two ext4 filesystems on loop devices, the FUSE mount when
+/// usable, the vm.dirty_* settings. Returns the rig and the bdis' labels for the CSV.
+fn set_up(lab: &mut Lab, args: &CrosscheckOptions, env: &Environment) -> Result<(Rig, Labels)> {
+    let image = args.image_mib.max(64) * MIB;
+    let file_size = image / 2;
+    // Two loop devices with ext4.
+    let mut loop_fs = |name: &str| -> Result<(PathBuf, String, String)> {
+        let img = lab.image(&format!("{name}.img"), image)?;
+        let dev = lab.attach_loop(&img)?;
+        lab.mkfs_ext4(&dev)?;
+        let dir = lab.subdir(name)?;
+        lab.mount(&dev, &dir)?;
+        let bdi = lab::bdi_of(&dir)?;
+        signal::check()?;
+        Ok((dir, dev, bdi))
+    };
+    let (dir_a, dev_a, bdi_a) = loop_fs("a")?;
+    let (dir_b, dev_b, bdi_b) = loop_fs("b")?;
+    let mut labels = Labels::default();
+    labels.set(&bdi_a, &format!("A {}", dev_a.trim_start_matches("/dev/")));
+    labels.set(&bdi_b, &format!("B {}", dev_b.trim_start_matches("/dev/")));
+    let mut roles = vec![
+        (
+            bdi_a.clone(),
+            format!("A {}", dev_a.trim_start_matches("/dev/")),
+        ),
+        (
+            bdi_b.clone(),
+            format!("B {}", dev_b.trim_start_matches("/dev/")),
+        ),
+    ];
+
+    // FUSE beside them, when usable.
+    let mut fuse: Option<(PathBuf, String)> = None;
+    match &env.fuse {
+        Ok(()) => {
+            let dir = lab.subdir("fuse")?;
+            lab.mount_fuse(&dir, args.fuse_server_rate * MIB)?;
+            let bdi = lab::bdi_of(&dir)?;
+            labels.set(&bdi, "FUSE sink");
+            roles.push((bdi.clone(), String::from("FUSE sink")));
+            fuse = Some((dir, bdi));
+        }
+        Err(why) => println!("crosscheck: no FUSE phase: {why}"),
+    }
+    if args.dirty_mib > 0 {
+        lab.set_dirty_bytes(args.dirty_mib * MIB, args.background_mib * MIB)?;
+    }
+    // Let the setup's writeback (mkfs, journal) finish before the baseline.
+    let _ = lab::run_cmd("sync", std::iter::empty::<&str>());
+
+    let rig = Rig {
+        a: (dir_a.join("data"), bdi_a),
+        b: (dir_b.join("data"), bdi_b),
+        fuse: fuse.map(|(dir, bdi)| (dir.join(super::fusefs::DATA_NAME), bdi)),
+        devices: (dev_a, dev_b),
+        roles,
+        file_size,
+    };
+    Ok((rig, labels))
 }
 
 /// Begins a phase: applies its changes to the lab.
@@ -595,55 +678,9 @@ fn experiment(
     env: &Environment,
 ) -> Result<(String, bool)> {
     let paths = KernelPaths::host();
-    let image = args.image_mib.max(64) * MIB;
-    let file_size = image / 2;
-    // Two loop devices with ext4.
-    let mut loop_fs = |name: &str| -> Result<(PathBuf, String, String)> {
-        let img = lab.image(&format!("{name}.img"), image)?;
-        let dev = lab.attach_loop(&img)?;
-        lab.mkfs_ext4(&dev)?;
-        let dir = lab.subdir(name)?;
-        lab.mount(&dev, &dir)?;
-        let bdi = lab::bdi_of(&dir)?;
-        signal::check()?;
-        Ok((dir, dev, bdi))
-    };
-    let (dir_a, dev_a, bdi_a) = loop_fs("a")?;
-    let (dir_b, dev_b, bdi_b) = loop_fs("b")?;
-    let mut labels = Labels::default();
-    labels.set(&bdi_a, &format!("A {}", dev_a.trim_start_matches("/dev/")));
-    labels.set(&bdi_b, &format!("B {}", dev_b.trim_start_matches("/dev/")));
-    let mut roles = vec![
-        (
-            bdi_a.clone(),
-            format!("A {}", dev_a.trim_start_matches("/dev/")),
-        ),
-        (
-            bdi_b.clone(),
-            format!("B {}", dev_b.trim_start_matches("/dev/")),
-        ),
-    ];
-
-    // FUSE beside them, when usable.
-    let mut fuse: Option<(PathBuf, String)> = None;
-    match &env.fuse {
-        Ok(()) => {
-            let dir = lab.subdir("fuse")?;
-            lab.mount_fuse(&dir, args.fuse_server_rate * MIB)?;
-            let bdi = lab::bdi_of(&dir)?;
-            labels.set(&bdi, "FUSE sink");
-            roles.push((bdi.clone(), String::from("FUSE sink")));
-            fuse = Some((dir, bdi));
-        }
-        Err(why) => println!("crosscheck: no FUSE phase: {why}"),
-    }
-    if args.dirty_mib > 0 {
-        lab.set_dirty_bytes(args.dirty_mib * MIB, args.background_mib * MIB)?;
-    }
-    // Let the setup's writeback (mkfs, journal) finish before the baseline.
-    let _ = lab::run_cmd("sync", std::iter::empty::<&str>());
-
-    let plan = phases(args, fuse.is_some());
+    let (rig, mut labels) = set_up(lab, args, env)?;
+    let roles = &rig.roles;
+    let plan = phases(args, rig.fuse.is_some());
     let phase_names: Vec<String> = plan.iter().map(|p| p.name.clone()).collect();
     let n_phases = plan.len();
     let base = args.baseline.as_secs_f64();
@@ -652,14 +689,6 @@ fn experiment(
     // length after the last one began.
     let begins = |i: usize| base + (i - 1) as f64 * plen;
     let end = begins(n_phases);
-    let rig = Rig {
-        a: (dir_a.join("data"), bdi_a.clone()),
-        b: (dir_b.join("data"), bdi_b.clone()),
-        fuse: fuse
-            .as_ref()
-            .map(|(dir, bdi)| (dir.join(super::fusefs::DATA_NAME), bdi.clone())),
-        file_size,
-    };
 
     let mut csv = match &args.csv {
         Some(p) => Some(CsvRecord::create(p)?),
@@ -669,14 +698,9 @@ fn experiment(
     let mut phase = 0usize;
     let mut phase_start = 0.0f64;
     let mut captured = false;
-    let roles_map: BTreeMap<String, String> = roles.iter().cloned().collect();
     println!(
-        "crosscheck: A = {dev_a} (bdi {bdi_a}) at {} MiB/s, B = {dev_b} (bdi {bdi_b}) at {} MiB/s{}; {} phases of {:.0} s",
-        args.rate_a,
-        args.rate_b,
-        fuse.as_ref()
-            .map(|(_, b)| format!(", FUSE sink (bdi {b}) at {} MiB/s", args.rate_fuse))
-            .unwrap_or_default(),
+        "crosscheck: {}; {} phases of {:.0} s",
+        rig.describe(args),
         n_phases - 1,
         plen
     );
@@ -723,7 +747,7 @@ fn experiment(
             }
             if !args.quiet {
                 let mut line = format!("[{pname:>14}] t={t:6.1}s");
-                for (bdi, role) in &roles {
+                for (bdi, role) in roles {
                     if let Some(r) = rows.iter().find(|r| &r.name == bdi) {
                         line.push_str(&format!(
                             "  {}: {:.1}/{:.1} MiB {}",
@@ -789,8 +813,24 @@ fn experiment(
         }
     }
 
+    let (table, met) = report(&obs, &phase_names, roles, &paths, args);
+    let _ = std::io::stdout().flush();
+    Ok((table, met))
+}
+
+/// Scores the experiment's bdis, plus any other bdi that wrote back during the run, and
+/// one aggregate line for the idle bdis at their floor: the Markdown table and whether
+/// every experiment bdi met the target in every phase.
+fn report(
+    obs: &[Obs],
+    phase_names: &[String],
+    roles: &[(String, String)],
+    paths: &KernelPaths,
+    args: &CrosscheckOptions,
+) -> (String, bool) {
+    let roles_map: BTreeMap<String, String> = roles.iter().cloned().collect();
     // Score the experiment's bdis, plus any other bdi that wrote back during the run.
-    let mut score_roles = roles.clone();
+    let mut score_roles = roles.to_vec();
     let mut others: Vec<String> = obs
         .iter()
         .filter(|o| o.written > 0 && !roles_map.contains_key(&o.bdi))
@@ -801,12 +841,12 @@ fn experiment(
     for o in &others {
         score_roles.push((
             o.clone(),
-            format!("other {}", sysfs::describe_bdi(&paths, o)),
+            format!("other {}", sysfs::describe_bdi(paths, o)),
         ));
     }
     let (results, phases) = score(
-        &obs,
-        &phase_names,
+        obs,
+        phase_names,
         &score_roles,
         args.settle.as_secs_f64(),
         args.interval.as_secs_f64(),
@@ -831,6 +871,5 @@ fn experiment(
             idle_errs.len()
         );
     }
-    let _ = std::io::stdout().flush();
-    Ok((table, met))
+    (table, met)
 }

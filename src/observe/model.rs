@@ -490,14 +490,36 @@ impl<'a> Tracker<'a> {
 
     /// [`Tracker::step`] with the kernel's period boundaries (seconds since the sampler's
     /// start) observed since the previous step; used after [`Tracker::follow_kernel_periods`].
+    ///
+    /// In order: the completions since the previous sample, the bdis and their knobs, the
+    /// threshold, the seeding from the kernel's state, the period clock on the kernel's
+    /// grid, the completions fed in slices, and the rows.
     pub fn step_with_boundaries(
         &mut self,
         s: &Sample,
         boundaries: &[f64],
     ) -> Result<(Vec<BdiRow>, StepSummary)> {
         let now = u64::try_from(s.t.as_millis()).unwrap_or(u64::MAX);
-        // Completions since the previous sample (bdis new in this sample have none yet).
-        let mut deltas: Vec<(BdiId, BdiId, u64)> = Vec::new();
+        let deltas = self.take_deltas(s, now);
+        self.sync_bdis(s)?;
+        self.apply_knobs(s)?;
+        let thresh = s.dirty_thresh().unwrap_or(0);
+        self.linux.update_dirty_limit(thresh);
+        self.redistribute.update_dirty_limit(thresh);
+        let seed = self.seed(s, boundaries, &deltas);
+        let start = self.last_ms.unwrap_or(now).min(now);
+        self.follow_boundaries(boundaries);
+        self.feed(start, now, &seed, &deltas);
+        self.last_ms = Some(now);
+        let rows = self.rows(s, now, &deltas);
+        let summary = summarize(&rows, thresh, self.linux.period_deadline());
+        Ok((rows, summary))
+    }
+
+    /// Completions since the previous sample, per tracked bdi (bdis new in this sample have
+    /// none yet): `(linux id, redistribute id, pages)`.
+    fn take_deltas(&mut self, s: &Sample, now: u64) -> Vec<(BdiId, BdiId, u64)> {
+        let mut deltas = Vec::new();
         for b in &s.bdis {
             if let Some(t) = self.bdis.get_mut(&b.name) {
                 let w = b.stats.written_pages();
@@ -510,23 +532,26 @@ impl<'a> Tracker<'a> {
                 }
             }
         }
-        self.sync_bdis(s)?;
-        self.apply_knobs(s)?;
-        let thresh = s.dirty_thresh().unwrap_or(0);
-        self.linux.update_dirty_limit(thresh);
-        self.redistribute.update_dirty_limit(thresh);
+        deltas
+    }
 
-        // Seeding: wait for an interval with completions and no kernel period boundary, read
-        // the kernel's global count off the fractions' response, then top the model's counts
-        // up to the kernel's fractions of the previous sample.
-        let mut seed: Vec<(BdiId, BdiId, u64)> = Vec::new();
+    /// Seeding: wait for an interval with completions and no kernel period boundary, read
+    /// the kernel's global count off the fractions' response, then top the model's counts
+    /// up to the kernel's fractions of the previous sample. Returns the counts to add.
+    fn seed(
+        &mut self,
+        s: &Sample,
+        boundaries: &[f64],
+        deltas: &[(BdiId, BdiId, u64)],
+    ) -> Vec<(BdiId, BdiId, u64)> {
+        let mut seed = Vec::new();
         if self.cfg.seed_from_kernel && self.last_ms.is_none() {
             self.pending_seed = Some((self.infer_fractions(s), 0));
         } else if let Some((before, tries)) = self.pending_seed.take() {
             let after = self.infer_fractions(s);
             let clean = self.warp.is_none() || boundaries.is_empty();
             let g = if clean {
-                Self::estimate_global(&before, &after, &deltas)
+                Self::estimate_global(&before, &after, deltas)
             } else {
                 None
             };
@@ -544,24 +569,39 @@ impl<'a> Tracker<'a> {
                 None => {}
             }
         }
-        let start = self.last_ms.unwrap_or(now).min(now);
-        if let Some(w) = self.warp.as_mut() {
-            w.push(boundaries);
-            // A stopped model clock is re-armed on the kernel's grid (its first deadline is
-            // the next kernel boundary), not at the next completion.
-            let base = w.base();
-            for (dom, id) in [
-                (&mut self.linux, self.bdis.values().next().map(|t| t.linux)),
-                (
-                    &mut self.redistribute,
-                    self.bdis.values().next().map(|t| t.redistribute),
-                ),
-            ] {
-                if let (None, Some(id)) = (dom.period_deadline(), id) {
-                    dom.writeout_inc(id, 0, base);
-                }
+        seed
+    }
+
+    /// Records the kernel's boundaries; a stopped model clock is re-armed on the kernel's
+    /// grid (its first deadline is the next kernel boundary), not at the next completion.
+    fn follow_boundaries(&mut self, boundaries: &[f64]) {
+        let Some(w) = self.warp.as_mut() else {
+            return;
+        };
+        w.push(boundaries);
+        let base = w.base();
+        for (dom, id) in [
+            (&mut self.linux, self.bdis.values().next().map(|t| t.linux)),
+            (
+                &mut self.redistribute,
+                self.bdis.values().next().map(|t| t.redistribute),
+            ),
+        ] {
+            if let (None, Some(id)) = (dom.period_deadline(), id) {
+                dom.writeout_inc(id, 0, base);
             }
         }
+    }
+
+    /// Feeds the seed at `start`, then the interval's completions in slices up to `now`
+    /// (each on the model's clock), so that aging and capped adds see them interleaved.
+    fn feed(
+        &mut self,
+        start: u64,
+        now: u64,
+        seed: &[(BdiId, BdiId, u64)],
+        deltas: &[(BdiId, BdiId, u64)],
+    ) {
         let mut clock = |real: u64| match self.warp.as_mut() {
             Some(w) => w.model_time(real),
             None => real,
@@ -570,7 +610,7 @@ impl<'a> Tracker<'a> {
         let k = u64::from(self.cfg.slices.max(1));
         if !seed.is_empty() {
             let at = clock(start);
-            for (l, r, n) in seed {
+            for &(l, r, n) in seed {
                 self.linux.writeout_inc(l, n, at);
                 self.redistribute.writeout_inc(r, n, at);
             }
@@ -579,7 +619,7 @@ impl<'a> Tracker<'a> {
             let at = clock(start + span * (j + 1) / k);
             self.linux.tick(at);
             self.redistribute.tick(at);
-            for &(l, r, d) in &deltas {
+            for &(l, r, d) in deltas {
                 let part = d * (j + 1) / k - d * j / k;
                 if part > 0 {
                     self.linux.writeout_inc(l, part, at);
@@ -590,8 +630,10 @@ impl<'a> Tracker<'a> {
         let at = clock(now);
         self.linux.tick(at);
         self.redistribute.tick(at);
-        self.last_ms = Some(now);
+    }
 
+    /// One row per tracked bdi of the sample, in the sample's order.
+    fn rows(&mut self, s: &Sample, now: u64, deltas: &[(BdiId, BdiId, u64)]) -> Vec<BdiRow> {
         let mut rows = Vec::with_capacity(s.bdis.len());
         for b in &s.bdis {
             let Some(t) = self.bdis.get_mut(&b.name) else {
@@ -626,8 +668,7 @@ impl<'a> Tracker<'a> {
             });
             t.age += 1;
         }
-        let summary = summarize(&rows, thresh, self.linux.period_deadline());
-        Ok((rows, summary))
+        rows
     }
 }
 
