@@ -32,6 +32,21 @@ enum Command {
     Observe(ObserveArgs),
     /// Bounded experiment on loop devices (and FUSE): the model's error against the kernel.
     Crosscheck(CrosscheckArgs),
+    /// Re-run a `crosscheck --csv` recording in the simulator, side by side with the kernel.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `dirtylimit replay`.
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording: `dirtylimit crosscheck --csv FILE`.
+    csv: PathBuf,
+    /// The simulator's policy (the kernel runs `linux`).
+    #[arg(long, default_value = "linux", value_parser = policy_arg)]
+    policy: Policy,
+    /// Seconds at the start of each phase that are not scored.
+    #[arg(long, default_value = "9", value_parser = seconds)]
+    settle: Duration,
 }
 
 /// Arguments of `dirtylimit plot`.
@@ -270,6 +285,14 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Command::Crosscheck(a) => {
             dirtylimit::observe::run_crosscheck(&a.into()).map_err(Into::into)
+        }
+        Command::Replay(a) => {
+            dirtylimit::observe::replay::replay(&a.csv, a.policy, a.settle.as_secs_f64())
+                .map(|table| {
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(Into::into)
         }
     };
     match res {

@@ -9,6 +9,7 @@
 //! * [`crosscheck`]: `dirtylimit crosscheck` (loop devices, FUSE, writers in phases, scoring),
 //!   with [`lab`] (resources and their cleanup), [`fusefs`] (the FUSE test server) and
 //!   [`signal`] (Ctrl-C/SIGTERM).
+//! * [`replay`]: a `crosscheck` recording re-run in the simulator, side by side.
 //! * [`trace`]: the kernel's period boundaries from the `timer:timer_expire_entry` tracepoint.
 
 pub mod crosscheck;
@@ -17,6 +18,7 @@ pub mod fusefs;
 pub mod lab;
 pub mod model;
 pub mod parse;
+pub mod replay;
 pub mod run;
 pub mod signal;
 pub mod sysfs;
