@@ -169,6 +169,8 @@ struct Writer {
     /// The pipe balance_dirty_pages() leaves open for a wb with almost
     /// nothing dirty: the task may dirty up to `wb_stat_error()`.
     pipe: bool,
+    /// The last call found the task below its freerun ceiling.
+    free: bool,
 }
 
 /// What every writer of a step sees of the global state.
@@ -190,6 +192,30 @@ enum Balance {
     Sleep(u64),
 }
 
+/// The `dirty_throttle_control` of a task on device `d` now.
+fn dtc(d: &Device, g: &GlobalView) -> Dtc {
+    Dtc {
+        thresh: g.thresh,
+        bg_thresh: g.bg_thresh,
+        dirty_limit: g.hard_limit,
+        dirty: g.dirty,
+        wb_thresh: d.wb_thresh,
+        wb_bg_thresh: d.wb_bg_thresh,
+        wb_dirty: d.dirty + d.writeback + d.pend,
+        write_bw: d.est.avg,
+        strict_limit: d.strict,
+    }
+}
+
+/// `domain_poll_intv()`: a free runner's next `nr_dirtied_pause`.
+fn free_poll_interval(d: &Device, g: &GlobalView) -> u64 {
+    if d.strict {
+        dirty_poll_interval(d.dirty + d.writeback + d.pend, d.wb_thresh)
+    } else {
+        dirty_poll_interval(g.dirty, g.thresh)
+    }
+}
+
 impl Writer {
     /// Whether the writer runs at `t`.
     fn running(&self, t: u64) -> bool {
@@ -205,6 +231,7 @@ impl Writer {
         self.wake_us = 0;
         self.recheck = false;
         self.pipe = false;
+        self.free = false;
     }
 
     /// The writer's part of the step `[t0, t1)` (µs) on device `d`: dirty at
@@ -221,6 +248,15 @@ impl Writer {
             }
             if self.rate == 0 {
                 break;
+            }
+            if self.free {
+                now = self.free_run(d, g, now, t1, &mut granted);
+                if now >= t1 {
+                    break;
+                }
+                if self.recheck {
+                    continue;
+                }
             }
             let poll = if d.dirty_exceeded {
                 self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
@@ -259,7 +295,7 @@ impl Writer {
                 now = t1;
                 budget / 1_000_000
             } else {
-                let need = want * 1_000_000 - self.carry;
+                let need = (want * 1_000_000).saturating_sub(self.carry);
                 let dt = need.div_ceil(self.rate);
                 self.carry = self.carry + self.rate * dt - want * 1_000_000;
                 now += dt;
@@ -280,6 +316,74 @@ impl Writer {
             now = self.balance(d, g, now, self.nr_dirtied, t1);
         }
         granted
+    }
+
+    /// A free runner's polls in one go, from `now0` (µs): while every call
+    /// finds the task below its freerun ceiling, the only thing a call
+    /// decides is the next `nr_dirtied_pause`, so the polls are summed and
+    /// the clock and credit advanced once (the same arithmetic as poll by
+    /// poll: the credit absorbs each poll's rounding). Stops before a poll
+    /// that would not end inside the step or would pass the limit, and makes
+    /// the real call when a poll ends above the ceiling. Returns the time.
+    fn free_run(
+        &mut self,
+        d: &mut Device,
+        g: &mut GlobalView,
+        now0: u64,
+        t1: u64,
+        granted: &mut u64,
+    ) -> u64 {
+        // Pages whose polls all end strictly before t1.
+        let limit = self.carry + self.rate * (t1 - now0 - 1);
+        let (mut total, mut last_free, mut throttled_call) = (0u64, None, false);
+        loop {
+            let poll = if d.dirty_exceeded {
+                self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
+            } else {
+                self.nr_dirtied_pause
+            };
+            let target = poll.saturating_sub(self.nr_dirtied).max(1);
+            let wb_dirty = d.dirty + d.writeback + d.pend;
+            let room = if d.strict {
+                d.wb_thresh.max(8).saturating_sub(wb_dirty)
+            } else {
+                g.hard_limit.saturating_sub(g.dirty)
+            };
+            if target > room || (total + target) * 1_000_000 > limit {
+                break;
+            }
+            total += target;
+            self.dirtied += target;
+            self.nr_dirtied += target;
+            d.pend += target;
+            g.dirty += target;
+            *granted += target;
+            if !dtc(d, g).freerun() {
+                throttled_call = true;
+                break;
+            }
+            self.nr_dirtied = 0;
+            self.nr_dirtied_pause = free_poll_interval(d, g);
+            last_free = Some(total);
+        }
+        if total == 0 {
+            return now0;
+        }
+        let carry0 = self.carry;
+        let at = |pages: u64| {
+            now0 + (pages * 1_000_000)
+                .saturating_sub(carry0)
+                .div_ceil(self.rate)
+        };
+        let now = at(total);
+        self.carry = carry0 + self.rate * (now - now0) - total * 1_000_000;
+        if let Some(pages) = last_free {
+            self.dirty_paused_when = Some(at(pages) / JIFFY_US);
+        }
+        if throttled_call {
+            return self.balance(d, g, now, self.nr_dirtied, t1);
+        }
+        now
     }
 
     /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`
@@ -305,27 +409,13 @@ impl Writer {
         // The kernel's clock: jiffies.
         let now = now_us / JIFFY_US;
         let wb_dirty = d.dirty + d.writeback + d.pend;
-        let dtc = Dtc {
-            thresh: g.thresh,
-            bg_thresh: g.bg_thresh,
-            dirty_limit: g.hard_limit,
-            dirty: g.dirty,
-            wb_thresh: d.wb_thresh,
-            wb_bg_thresh: d.wb_bg_thresh,
-            wb_dirty,
-            write_bw: d.est.avg,
-            strict_limit: d.strict,
-        };
+        let dtc = dtc(d, g);
         self.pipe = false;
-        if dtc.freerun() {
-            let (dirty, thresh) = if d.strict {
-                (wb_dirty, d.wb_thresh)
-            } else {
-                (g.dirty, g.thresh)
-            };
+        self.free = dtc.freerun();
+        if self.free {
             self.dirty_paused_when = Some(now);
             self.nr_dirtied = 0;
-            self.nr_dirtied_pause = dirty_poll_interval(dirty, thresh);
+            self.nr_dirtied_pause = free_poll_interval(d, g);
             return Balance::FreeRun;
         }
         self.throttled = true;
