@@ -259,8 +259,8 @@ fn compare(
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| phase | bdi | kernel thresh MiB | sim thresh MiB | median \\|err\\| | kernel MiB/s | sim MiB/s |\n\
-         |---|---|---:|---:|---:|---:|---:|"
+        "| phase | bdi | kernel thresh MiB | sim thresh MiB | median \\|err\\| | kernel MiB/s | sim MiB/s | to 0.5/0.8 of the move, kernel s | sim s |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut global =
         String::from("\n| phase | kernel (dirty + writeback) / T | sim |\n|---|---:|---:|\n");
@@ -295,16 +295,28 @@ fn compare(
             } else {
                 0.0
             };
+            // The whole phase, from its first sample, for the convergence times.
+            let whole: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.bdi == d.bdi && r.t >= sp.from && r.t <= sp.to)
+                .map(|r| (r.t - sp.from, r.kernel_kb as f64 / 1024.0))
+                .collect();
+            let sim_whole: Vec<(f64, f64)> = whole
+                .iter()
+                .map(|&(dt, _)| (dt, mib(rec.dev(sample(sp.from + dt), k).wb_thresh)))
+                .collect();
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} | {:.1} | {:.2}% | {:.1} | {:.1} |",
+                "| {} | {} | {:.1} | {:.1} | {:.2}% | {:.1} | {:.1} | {} | {} |",
                 sp.name,
                 d.label,
                 median(&mut kern).unwrap_or(0.0),
                 median(&mut sim).unwrap_or(0.0),
                 median(&mut errs).unwrap_or(0.0) * 100.0,
                 rate(rows, &d.bdi, from, sp.to),
-                sim_rate
+                sim_rate,
+                convergence(&whole),
+                convergence(&sim_whole)
             );
         }
         // Global dirty + writeback over T: the kernel's, once per sample.
@@ -332,4 +344,27 @@ fn compare(
     }
     md.push_str(&global);
     md
+}
+
+/// Seconds until a trajectory `(s since the phase began, MiB)` first covers half and 80%
+/// of its move from the first value to its final one (the median of the last fifth), as
+/// `0.5 s / 2.0 s`; `—` when it moves by less than 5% of the final value.
+fn convergence(v: &[(f64, f64)]) -> String {
+    let Some(&(_, first)) = v.first() else {
+        return "—".into();
+    };
+    let mut tail: Vec<f64> = v[v.len() * 4 / 5..].iter().map(|p| p.1).collect();
+    let Some(last) = median(&mut tail) else {
+        return "—".into();
+    };
+    let span = last - first;
+    if span.abs() < 0.05 * last.abs().max(1e-9) {
+        return "—".into();
+    }
+    let reach = |q: f64| {
+        v.iter()
+            .find(|p| (p.1 - first) / span >= q)
+            .map_or("—".to_string(), |p| format!("{:.1}", p.0))
+    };
+    format!("{} / {}", reach(0.5), reach(0.8))
 }
