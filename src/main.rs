@@ -47,6 +47,9 @@ struct ReplayArgs {
     /// Seconds at the start of each phase that are not scored.
     #[arg(long, default_value = "9", value_parser = seconds)]
     settle: Duration,
+    /// Also draw one figure per phase into this directory (replay-<n>.svg/png).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// Arguments of `dirtylimit plot`.
@@ -286,14 +289,17 @@ fn main() -> ExitCode {
         Command::Crosscheck(a) => {
             dirtylimit::observe::run_crosscheck(&a.into()).map_err(Into::into)
         }
-        Command::Replay(a) => {
-            dirtylimit::observe::replay::replay(&a.csv, a.policy, a.settle.as_secs_f64())
-                .map(|table| {
-                    print!("{table}");
-                    ExitCode::SUCCESS
-                })
-                .map_err(Into::into)
-        }
+        Command::Replay(a) => dirtylimit::observe::replay::replay(
+            &a.csv,
+            a.policy,
+            a.settle.as_secs_f64(),
+            a.out.as_deref(),
+        )
+        .map(|table| {
+            print!("{table}");
+            ExitCode::SUCCESS
+        })
+        .map_err(Into::into),
     };
     match res {
         Ok(code) => code,

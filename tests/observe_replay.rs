@@ -31,7 +31,7 @@ fn a_recording_replays_at_its_measured_rate() {
     }
     let path = std::env::temp_dir().join(format!("replay-{}.csv", std::process::id()));
     std::fs::write(&path, csv).expect("write the recording");
-    let table = replay(&path, Policy::Linux, 9.0).expect("replay");
+    let table = replay(&path, Policy::Linux, 9.0, None).expect("replay");
     let _ = std::fs::remove_file(&path);
     let row = table
         .lines()
@@ -46,4 +46,32 @@ fn a_recording_replays_at_its_measured_rate() {
     assert!((cells[3] - 10.0).abs() < 0.5, "kernel rate {row}");
     assert!((cells[4] - 10.0).abs() < 1.0, "simulated rate {row}");
     assert!(cells[1] > 0.0, "simulated threshold {row}");
+}
+
+/// The recorded crosscheck run of this machine (Linux 6.18): the experiment's
+/// writers come back within 10% of their measured throughput in every phase.
+#[test]
+fn the_recorded_crosscheck_replays_its_writers() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/observe/crosscheck-6.18.csv"
+    ));
+    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    let mut checked = 0;
+    for line in table.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | phase | bdi | kernel | sim | err | kernel MiB/s | sim MiB/s | ...
+        if cells.len() < 8 || !["A loop0", "B loop1", "FUSE sink"].contains(&cells[2]) {
+            continue;
+        }
+        let (Ok(kernel), Ok(sim)) = (cells[6].parse::<f64>(), cells[7].parse::<f64>()) else {
+            continue;
+        };
+        if kernel < 1.0 {
+            continue;
+        }
+        assert!((sim - kernel).abs() <= 0.1 * kernel, "{line}");
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} writing rows:\n{table}");
 }

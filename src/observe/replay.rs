@@ -230,8 +230,9 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
 }
 
 /// Runs `csv` (a `crosscheck --csv` recording) in the simulator under `policy` and returns
-/// the side-by-side table.
-pub fn replay(csv: &Path, policy: Policy, settle_s: f64) -> Result<String> {
+/// the side-by-side table; with `figures`, also draws one figure per phase there
+/// (`replay-<n>.{svg,png}`: each bdi's threshold, kernel solid, simulator dashed).
+pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>) -> Result<String> {
     let text =
         std::fs::read_to_string(csv).map_err(|e| ObserveError::io_path("reading", csv, e))?;
     let rows = parse(&text)?;
@@ -241,7 +242,153 @@ pub fn replay(csv: &Path, policy: Policy, settle_s: f64) -> Result<String> {
     let sc =
         Scenario::from_toml(&toml, "replay").map_err(|e| ObserveError::Other(e.to_string()))?;
     let rec = run(&sc, policy).map_err(|e| ObserveError::Other(e.to_string()))?;
+    if let Some(dir) = figures {
+        #[cfg(feature = "cli")]
+        draw(dir, &rows, &devs, &spans, &sc, &rec).map_err(ObserveError::Other)?;
+        #[cfg(not(feature = "cli"))]
+        return Err(ObserveError::Other(format!(
+            "{}: figures need the cli feature",
+            dir.display()
+        )));
+    }
     Ok(compare(&rows, &devs, &spans, &sc, &rec, settle_s))
+}
+
+/// One figure per phase after `idle`: each bdi's threshold over the phase.
+#[cfg(feature = "cli")]
+fn draw(
+    dir: &Path,
+    rows: &[Row],
+    devs: &[Dev],
+    spans: &[Span],
+    sc: &Scenario,
+    rec: &Recording,
+) -> std::result::Result<(), String> {
+    use crate::sim::plot::{init_font, FONT_FAMILY};
+    use plotters::prelude::*;
+
+    init_font()?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let t0 = rows[0].t;
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    for (n, sp) in spans.iter().enumerate().filter(|(n, _)| *n > 0) {
+        let mut series: Vec<Lines> = Vec::new();
+        let mut ymax = 1f64;
+        for (k, d) in devs.iter().enumerate() {
+            let kern: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.bdi == d.bdi && r.t >= sp.from && r.t <= sp.to)
+                .map(|r| (r.t - sp.from, r.kernel_kb as f64 / 1024.0))
+                .collect();
+            let sim: Vec<(f64, f64)> = kern
+                .iter()
+                .map(|&(dt, _)| {
+                    let i = (((sp.from + dt - t0) * 1000.0) as u64 / sc.sample_ms)
+                        .min(rec.len() as u64 - 1) as usize;
+                    (dt, rec.dev(i, k).wb_thresh as f64 / PAGES_PER_MIB as f64)
+                })
+                .collect();
+            ymax = kern.iter().chain(&sim).fold(ymax, |m, p| m.max(p.1));
+            series.push((d.label.clone(), kern, sim));
+        }
+        for ext in ["svg", "png"] {
+            let path = dir.join(format!("replay-{n}.{ext}"));
+            let title = format!(
+                "{}: wb_thresh, kernel (solid) and simulator (dashed)",
+                sp.name
+            );
+            let res = if ext == "svg" {
+                chart(
+                    SVGBackend::new(&path, (960, 540)).into_drawing_area(),
+                    &title,
+                    &series,
+                    ymax,
+                    sp.to - sp.from,
+                    &colors,
+                    FONT_FAMILY,
+                )
+            } else {
+                chart(
+                    BitMapBackend::new(&path, (960, 540)).into_drawing_area(),
+                    &title,
+                    &series,
+                    ymax,
+                    sp.to - sp.from,
+                    &colors,
+                    FONT_FAMILY,
+                )
+            };
+            res.map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One bdi's label, kernel line and simulator line `(s, MiB)`.
+#[cfg(feature = "cli")]
+type Lines = (String, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
+/// Kernel and simulator lines of one phase.
+#[cfg(feature = "cli")]
+fn chart<DB: plotters::prelude::DrawingBackend>(
+    root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[Lines],
+    ymax: f64,
+    xmax: f64,
+    colors: &[plotters::prelude::RGBColor],
+    font: &str,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+    let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, (font, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax.max(1.0), 0f64..ymax * 1.1)
+        .map_err(|x| e(&x))?;
+    c.configure_mesh()
+        .x_desc("s since the phase began")
+        .y_desc("MiB")
+        .label_style((font, 13))
+        .axis_desc_style((font, 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (i, (label, kern, sim)) in series.iter().enumerate() {
+        let col = colors[i % colors.len()];
+        c.draw_series(LineSeries::new(kern.iter().copied(), col.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], col.stroke_width(2)));
+        c.draw_series(DashedLineSeries::new(
+            sim.iter().copied(),
+            6,
+            4,
+            col.stroke_width(2),
+        ))
+        .map_err(|x| e(&x))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((font, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
 }
 
 fn compare(
