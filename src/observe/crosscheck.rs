@@ -12,7 +12,7 @@
 //! 3. `A max_ratio→N%`: A's `max_ratio` is lowered while both keep writing;
 //! 4. `B+FUSE`: A stops, a writer on the FUSE mount starts beside B.
 //!
-//! The phases are data ([`phases`]); [`run_phase`] applies one as it begins.
+//! The phases are data ([`phases`]); `run_phase` applies one as it begins.
 //!
 //! `vm.dirty_bytes`/`vm.dirty_background_bytes` are lowered for the run (default 256/32 MiB) so
 //! that background writeback runs continuously and completions follow the writers' rates

@@ -1,5 +1,5 @@
 //! The scenario file format: TOML read with serde into the structs below,
-//! then checked and turned into a [`Scenario`] by [`build`].
+//! then checked and turned into a [`Scenario`] by `build`.
 //!
 //! The format is documented in the [simulator's docs](super) and by the
 //! example file `tests/scenarios/example.toml`. Sizes are in MiB, rates in
