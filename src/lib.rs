@@ -115,7 +115,6 @@ pub mod wb_thresh;
 
 // userspace parts (std only)
 #[cfg(feature = "std")]
-#[allow(missing_docs)] // its modules document their purpose; not every field yet
 pub mod observe;
 #[cfg(feature = "std")]
 pub mod sim;

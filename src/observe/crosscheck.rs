@@ -101,6 +101,7 @@ pub struct CrosscheckOptions {
 /// What the environment offers.
 #[derive(Debug, Clone)]
 pub struct Environment {
+    /// Whether the FUSE phase can run here, or why not.
     pub fuse: Result<(), String>,
 }
 
@@ -180,18 +181,27 @@ pub fn check_environment(args: &CrosscheckOptions) -> Result<Environment> {
 /// One scored observation of one bdi.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Obs {
+    /// Index of the phase (0 = idle).
     pub phase: usize,
     /// Seconds since the phase began.
     pub since: f64,
+    /// The bdi (`major:minor`).
     pub bdi: String,
+    /// Completions fed to the model in this sample (pages).
     pub written: u64,
     /// `DirtyThresh` this bdi's stats reported (pages).
     pub thresh: u64,
+    /// The kernel's `BdiDirtyThresh` (pages).
     pub kernel: u64,
+    /// The `Linux` model's threshold (pages).
     pub linux: u64,
+    /// The `Redistribute` counterfactual's threshold (pages).
     pub redistribute: u64,
+    /// Relative error of the model against the kernel, when the kernel's is not 0.
     pub rel_err: Option<f64>,
+    /// Relative error outside the band the dirty count's uncertainty allows.
     pub band_err: Option<f64>,
+    /// The bdi completed writeback in the last two periods.
     pub active: bool,
 }
 
@@ -218,17 +228,27 @@ pub fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
 /// A bdi's result in one phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BdiResult {
+    /// Index of the phase.
     pub phase: usize,
+    /// The bdi (`major:minor`).
     pub bdi: String,
+    /// How the table names it (`A loop0`, `FUSE sink`, `other vda`).
     pub role: String,
+    /// Scored samples.
     pub samples: usize,
     /// Completions, MiB/s, over the scored samples.
     pub written_mibs: f64,
+    /// Median kernel `BdiDirtyThresh` (MiB).
     pub kernel_mib: f64,
+    /// Median model threshold (MiB).
     pub model_mib: f64,
+    /// Median counterfactual threshold (MiB).
     pub redistribute_mib: f64,
+    /// Median relative error of the model.
     pub median_err: Option<f64>,
+    /// 90th percentile of the relative error.
     pub p90_err: Option<f64>,
+    /// Median error outside the dirty-count band.
     pub median_band_err: Option<f64>,
 }
 
@@ -238,15 +258,23 @@ pub struct BdiResult {
 /// the point), for the kernel, the model and the counterfactual.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseResult {
+    /// Index of the phase.
     pub phase: usize,
+    /// Its name.
     pub name: String,
     /// Bdis counted in at least half of the phase's samples.
     pub counted: Vec<String>,
+    /// Samples in the phase.
     pub samples: usize,
+    /// The kernel's mean unused share.
     pub kernel_mean: Option<f64>,
+    /// The kernel's largest unused share.
     pub kernel_max: Option<f64>,
+    /// The model's mean unused share.
     pub linux_mean: Option<f64>,
+    /// The counterfactual's mean unused share.
     pub redistribute_mean: Option<f64>,
+    /// The counterfactual's largest unused share.
     pub redistribute_max: Option<f64>,
 }
 

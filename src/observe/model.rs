@@ -110,11 +110,15 @@ struct Tracked {
 /// One bdi's line of a step: the kernel's numbers and the model's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BdiRow {
+    /// The bdi (`major:minor`).
     pub name: String,
     /// Pages completed since the previous sample (fed to the model).
     pub written: u64,
+    /// Its `min_ratio_fine` (ppm).
     pub min_ratio_fine: u64,
+    /// Its `max_ratio_fine` (ppm).
     pub max_ratio_fine: u64,
+    /// Its `strict_limit`.
     pub strict_limit: bool,
     /// `DirtyThresh` this bdi's stats reported (pages).
     pub thresh: u64,
@@ -126,6 +130,7 @@ pub struct BdiRow {
     pub linux: u64,
     /// The `Linux` model at the vmstat reads before and after (the measurement band).
     pub linux_lo: u64,
+    /// The model's threshold at the dirty count read after the stats file.
     pub linux_hi: u64,
     /// The `Redistribute` counterfactual (pages).
     pub redistribute: u64,
@@ -133,6 +138,7 @@ pub struct BdiRow {
     pub fraction: Fraction,
     /// Samples this bdi has been tracked (0 on the first).
     pub age: u64,
+    /// Number of `bdi_writeback`s (cgroup writeback), when known.
     pub wb_count: Option<usize>,
     /// Completed writeback within the last two periods (6 s; bursty writers, like a disk
     /// flushed by other processes, complete a batch every few seconds).
@@ -183,6 +189,7 @@ pub struct StepSummary {
     pub unused_kernel: Option<f64>,
     /// The same for the `Linux` model and the `Redistribute` counterfactual.
     pub unused_linux: Option<f64>,
+    /// The counterfactual's unused share.
     pub unused_redistribute: Option<f64>,
     /// Model period deadline (ms since start), for the record.
     pub period_deadline: Option<u64>,
@@ -261,10 +268,12 @@ impl<'a> Tracker<'a> {
         self.warp.is_some()
     }
 
+    /// The `Linux` model's domain.
     pub fn linux(&self) -> &Domain<'a> {
         &self.linux
     }
 
+    /// The `Redistribute` counterfactual's domain.
     pub fn redistribute(&self) -> &Domain<'a> {
         &self.redistribute
     }

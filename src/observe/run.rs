@@ -64,7 +64,9 @@ impl Default for ObserveOptions {
 /// What the per-sample callback tells the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
+    /// Take the next sample.
     Continue,
+    /// End the loop.
     Stop,
 }
 
@@ -142,6 +144,7 @@ pub struct Labels {
 }
 
 impl Labels {
+    /// The label of `bdi` (its device name, read once).
     pub fn get(&mut self, paths: &KernelPaths, bdi: &str) -> String {
         self.map
             .entry(bdi.into())
@@ -149,6 +152,7 @@ impl Labels {
             .clone()
     }
 
+    /// Names `bdi` `label` in the CSV.
     pub fn set(&mut self, bdi: &str, label: &str) {
         self.map.insert(bdi.into(), label.into());
     }
@@ -160,6 +164,7 @@ pub struct CsvRecord {
     path: PathBuf,
 }
 
+/// The header of the CSV `observe --csv` and `crosscheck --csv` write.
 pub const CSV_HEADER: &str =
     "t_s,bdi,device,written_kb,min_ratio_fine,max_ratio_fine,strict_limit,\
 dirty_thresh_kb,dirty_kb,kernel_kb,linux_kb,linux_lo_kb,linux_hi_kb,redistribute_kb,rel_err,\
@@ -174,6 +179,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 impl CsvRecord {
+    /// Creates the CSV file at `path` with its header.
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let f = File::create(path).map_err(|e| ObserveError::io_path("creating", path, e))?;
         let mut out = BufWriter::new(f);
@@ -184,6 +190,7 @@ impl CsvRecord {
         })
     }
 
+    /// Writes one row per bdi of a sample.
     pub fn write_step(
         &mut self,
         t: Duration,
@@ -226,6 +233,7 @@ impl CsvRecord {
         Ok(())
     }
 
+    /// Flushes the file.
     pub fn finish(mut self) -> Result<()> {
         self.out
             .flush()
