@@ -19,6 +19,7 @@
 //! leaves the whole domain as it was.
 
 use crate::bdi::{Bdi, BdiId, Limit, LimitSum, Role};
+use crate::consts::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use crate::error::Error;
 use crate::flex_proportions::{FpropGlobal, FpropLocal, Fraction, FPROP_FRAC_BASE};
 use crate::global_limits::DirtyLimits;
@@ -28,14 +29,15 @@ use crate::period::{PeriodClock, DEFAULT_PERIOD_MS};
 use crate::policy::{BytesMode, Policy};
 use crate::water_level::{self, WaterLevel};
 use crate::wb_thresh::{self, WbLimits};
-use crate::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use fixed::types::U32F32;
 
 /// How a domain computes thresholds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct DomainConfig {
+    /// How the pool is shared.
     pub policy: Policy,
+    /// What `min_bytes`/`max_bytes` become.
     pub bytes_mode: BytesMode,
     /// Apply the 6.13+ idle-device floor (`false`: the pre-6.13 formula).
     /// `ClipOnly` never applies it.
@@ -69,9 +71,32 @@ impl DomainConfig {
             ..DomainConfig::default()
         }
     }
+
+    /// The same with periods of `len` time units.
+    pub const fn with_period_len(mut self, len: u64) -> Self {
+        self.period_len = len;
+        self
+    }
+
+    /// The same with the 6.13+ idle-device floor on or off.
+    pub const fn with_idle_floor(mut self, on: bool) -> Self {
+        self.idle_floor = on;
+        self
+    }
 }
 
 /// A writeback domain over caller-provided bdi slots.
+///
+/// # Invariants
+///
+/// * `sum_min` is the sum of the floors (`Bdi::min`) of the live slots, and
+///   `nr_live` the number of live slots: `add_bdi` (floor 0), `remove_bdi`
+///   and the floor setters keep both;
+/// * for `Redistribute`, `level` describes the slots as of the last
+///   recompute, which every settings change, add/remove, changed `T` and
+///   period boundary triggers; between recomputes only completions change
+///   it ([`WaterLevel`]'s own invariants);
+/// * a setter that returns `Err` has changed nothing.
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Domain<'a> {
     slots: &'a mut [Bdi],
@@ -110,10 +135,12 @@ impl<'a> Domain<'a> {
         }
     }
 
+    /// The configuration the domain was made with.
     pub fn config(&self) -> &DomainConfig {
         &self.cfg
     }
 
+    /// The domain's policy.
     pub fn policy(&self) -> Policy {
         self.cfg.policy
     }
@@ -128,6 +155,7 @@ impl<'a> Domain<'a> {
         self.nr_live
     }
 
+    /// Whether no bdi is live.
     pub fn is_empty(&self) -> bool {
         self.nr_live == 0
     }
@@ -206,6 +234,7 @@ impl<'a> Domain<'a> {
     /// age out with it, as in the kernel.
     pub fn remove_bdi(&mut self, id: BdiId) -> Result<(), Error> {
         let b = *self.bdi(id).ok_or(Error::UnknownBdi)?;
+        // INVARIANT: the floor leaves the sum with the slot.
         self.sum_min.sub(b.min);
         if let Some(s) = self.slots.get_mut(id.0 as usize) {
             *s = Bdi::EMPTY;
@@ -304,6 +333,7 @@ impl<'a> Domain<'a> {
                 return Err(Error::MinSumTooLarge);
             }
         }
+        // INVARIANT: validated above; the sum of floors follows the slot's floor.
         self.sum_min.sub(b.min);
         self.sum_min.add(new);
         if let Some(s) = self.slots.get_mut(id.0 as usize) {

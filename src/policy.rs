@@ -53,9 +53,22 @@ impl Policy {
         }
     }
 
-    /// Parses a name as [`name`](Self::name) prints it.
+    /// The policy as figures and tables title it, with the kernel it
+    /// stands for.
+    pub fn title(self) -> &'static str {
+        match self {
+            Policy::ClipOnly => "ClipOnly (2.6.24)",
+            Policy::Linux => "Linux (6.13+)",
+            Policy::Redistribute => "Redistribute",
+            Policy::Lend => "Lend (idle shares lent)",
+        }
+    }
+
+    /// Parses a name as [`name`](Self::name) prints it, ignoring ASCII case.
     pub fn from_name(s: &str) -> Option<Policy> {
-        Policy::ALL.into_iter().find(|p| p.name() == s)
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
     }
 }
 

@@ -47,6 +47,22 @@ use crate::mul_div::{mul_div, scale_down};
 use crate::RATIO_FINE_MAX;
 
 /// What the last recompute decided, in the form the hot paths use.
+///
+/// # Invariants
+///
+/// Set by [`WaterLevel::recompute`] at threshold `t0`; until the next one:
+///
+/// * `committed` is the sum of the floors of the uncapped live bdis and the
+///   caps of the capped ones (the floor where a capped bdi's floor exceeds its
+///   cap), `capped` of them; `committed0` is that sum with each limit
+///   resolved at `t0` on its own, and `rest0 = R(t0) = t0 − committed0`
+///   (0 when over-committed);
+/// * `uncapped_events` (`S`) is the sum of the uncapped live bdis' counts:
+///   the completion path ([`WaterLevel::add_uncapped`]) adds every
+///   completion of an uncapped bdi to it;
+/// * `(uncap_x, uncap_room)` is the count and room of the capped bdi with the
+///   smallest `x / room`, `(0, 0)` when none is capped;
+/// * `stale` once set stays set: the domain recomputes at its next `tick`.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WaterLevel {
@@ -353,6 +369,8 @@ impl WaterLevel {
                 level.uncapped_events = level.uncapped_events.saturating_add(x);
             }
         }
+        // INVARIANT: committed/committed0/uncapped_events/uncap_* summed over
+        // every live slot above, so rest0 is R(t0) of this capped set.
         level.rest0 = level.rest(t0);
         level.rest0_query = (level.committed0 <= u128::from(t0)).then_some(level.rest0);
         level

@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use dirtylimit::sim::{Scenario, POLICIES};
+use dirtylimit::sim::Scenario;
+use dirtylimit::Policy;
 
 const GOOD: &str = r#"
 name = "t"
@@ -243,7 +244,7 @@ fn cli_plot_writes_svg_and_png_figures() {
             .lines()
             .filter(|l| l.starts_with("| max-ratio-lowered"))
             .count(),
-        POLICIES.len(),
+        Policy::ALL.len(),
         "{table}"
     );
     for kind in ["thresh", "unused", "throughput"] {

@@ -26,13 +26,11 @@ use criterion::{Criterion, Throughput};
 use dirtylimit::{Bdi, BdiId, Domain, DomainConfig, Policy};
 use std::time::Duration;
 
-/// The policies in report order, with the names used in benchmark ids.
-pub const POLICIES: [(Policy, &str); 4] = [
-    (Policy::ClipOnly, "clip_only"),
-    (Policy::Linux, "linux"),
-    (Policy::Redistribute, "redistribute"),
-    (Policy::Lend, "lend"),
-];
+/// The policies in report order, with the names used in benchmark ids
+/// ([`Policy::name`]).
+pub fn policies() -> impl Iterator<Item = (Policy, &'static str)> {
+    Policy::ALL.into_iter().map(|p| (p, p.name()))
+}
 
 /// Device counts of the hot-path benches.
 pub const HOT_NS: [usize; 5] = [1, 4, 64, 1024, 16384];

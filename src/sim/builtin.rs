@@ -3,7 +3,8 @@
 
 use std::vec::Vec;
 
-use super::scenario::{Scenario, ScenarioError};
+use super::scenario::Scenario;
+use super::scenario_file::ScenarioError;
 
 /// Name and TOML text of every built-in scenario, in presentation order.
 pub const BUILTIN: [(&str, &str); 9] = [
