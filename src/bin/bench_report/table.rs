@@ -201,7 +201,7 @@ fn recompute(md: &mut String, verdicts: &mut Vec<Verdict>, r: &[Bench], fits: &[
     let _ = writeln!(
         md,
         "`recompute`: the fixture's mix; `recompute_all_capped`: every bdi ends at its cap \
-         (n heap pops). `rollover`: one completion, then `tick` across a period boundary.\n"
+         (selection, O(n) expected). `rollover`: one completion, then `tick` across a period boundary.\n"
     );
     let mut head = String::from("| n | recompute | per bdi | recompute, all capped |");
     for p in Policy::ALL {
