@@ -30,6 +30,7 @@ class Run:
         self.events = {}
         self.writers = {}
         self.kernel = []
+        self.slots = None
         self.dmesg_bad = []
         self.dmesg_clean = False
         self.done = False
@@ -49,6 +50,8 @@ class Run:
                     self.events[w[3]] = int(w[2]) / 1000.0
                 elif kind == "W":
                     self.writers[(w[2], w[3])] = (int(w[4]), int(w[5]) / 1000.0)
+                elif kind == "slots":
+                    self.slots = (int(w[3]), int(w[5]), int(w[7]))
                 elif kind == "kernel":
                     self.kernel.append(" ".join(w[2:]))
                 elif kind == "DMESG-BAD":
@@ -125,10 +128,10 @@ def fmt_pct(v):
 
 def svg_figure(runs, path, title):
     """B's threshold and the unused share over time since the switch, one line per policy."""
-    W, H = 900, 620
+    W, H = 900, 670
     left, right = 70, 20
-    panels = [(60, 250, "B's BdiDirtyThresh / DirtyThresh", lambda s: s[6] / s[1]),
-              (360, 250, "unused share 1 - (A + B) / DirtyThresh", lambda s: max(0.0, 1 - (s[2] + s[6]) / s[1]))]
+    panels = [(75, 240, "B's BdiDirtyThresh / DirtyThresh", lambda s: s[6] / s[1]),
+              (375, 240, "unused share 1 - (A + B) / DirtyThresh", lambda s: max(0.0, 1 - (s[2] + s[6]) / s[1]))]
     x0, x1 = -5.0, WINDOW_S
     pw = W - left - right
 
@@ -163,11 +166,11 @@ def svg_figure(runs, path, title):
             if pts:
                 d = " ".join(f"{X(t):.1f},{Y(v):.1f}" for t, v in pts)
                 out.append(f'<polyline fill="none" stroke="{COLORS[r.policy]}" stroke-width="1.8" points="{d}"/>')
-    out.append(f'<text x="{left + pw / 2}" y="{H - 12}" text-anchor="middle">'
+    out.append(f'<text x="{left + pw / 2}" y="{H - 14}" text-anchor="middle">'
                's since A.max_ratio = 10 and the writer on B started</text>')
-    lx = left + 10
+    lx = left + pw - 2 * 170 + 40
     for i, p in enumerate(POLICIES):
-        y = 44
+        y = 42
         out.append(f'<line x1="{lx + i * 170}" x2="{lx + i * 170 + 24}" y1="{y}" y2="{y}" stroke="{COLORS[p]}" stroke-width="3"/>')
         out.append(f'<text x="{lx + i * 170 + 30}" y="{y + 4}">{p}</text>')
     out.append("</svg>")
@@ -242,6 +245,14 @@ def main():
         check(f"{name} ran the {r.policy} policy", r.kernel_policy() == r.policy, f"kernel said {r.kernel_policy()}")
         check(f"{name} dmesg has no lockdep/KASAN/WARN/BUG", r.dmesg_clean and not r.dmesg_bad,
               "clean" if r.dmesg_clean and not r.dmesg_bad else "; ".join(r.dmesg_bad[:3]) or "no dmesg line")
+    for r in runs:
+        if r.scenario != "slots":
+            continue
+        full = [k for k in r.kernel if "slots in use" in k]
+        check(f"{r.variant}/{r.policy}/slots: every loop device added and given ratios",
+              r.slots is not None and r.slots[0] == r.slots[1] == r.slots[2], f"added/ratios/expected {r.slots}")
+        check(f"{r.variant}/{r.policy}/slots: one warning when the slots ran out", len(full) == 1,
+              full[0] if full else "no warning")
     m = met.get("redistribute")
     if m:
         w = m["within"]

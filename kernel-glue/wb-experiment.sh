@@ -12,8 +12,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 B=$HERE/build/wb
-A_BPS=${WB_A_BPS:-$((24 << 20))}
-B_BPS=${WB_B_BPS:-$((12 << 20))}
+A_BPS=${WB_A_BPS:-$((16 << 20))}
+B_BPS=${WB_B_BPS:-$((8 << 20))}
 PRE=${WB_PRE:-20}
 POST=${WB_POST:-30}
 IDLE_S=${WB_IDLE_S:-20}
@@ -70,7 +70,7 @@ rm -f "$B/pristine.img"
 truncate -s ${DISK_MB}M "$B/pristine.img"
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$B/pristine.img"
 
-boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s)
+boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more kernel arguments
 	local log=$B/$1-$2-$3.log
 	cp --sparse=always "$B/pristine.img" "$B/a.img"
 	cp --sparse=always "$B/pristine.img" "$B/b.img"
@@ -80,13 +80,13 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s)
 	set +e
 	timeout "$4" qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1024 \
 		-kernel "$bz" -initrd "$B/initramfs.cpio.gz" \
-		-append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init wb_dirty_policy=$2 wbexp.scenario=$3 wbexp.pre=$PRE wbexp.post=$([ "$3" = idle-min-ratio ] && echo "$IDLE_S" || echo "$POST")" \
+		-append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init wb_dirty_policy=$2 wbexp.scenario=$3 wbexp.pre=$PRE wbexp.post=$([ "$3" = idle-min-ratio ] && echo "$IDLE_S" || echo "$POST") ${5:-}" \
 		-drive "file=$B/a.img,if=virtio,format=raw,cache=unsafe,throttling.bps-write=$A_BPS" \
 		-drive "file=$B/b.img,if=virtio,format=raw,cache=unsafe,throttling.bps-write=$B_BPS" \
 		-nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 	local rc=$?
 	set -e
-	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|E|W|DMESG|FAIL|END|DONE)' | sed 's/^/    /' || true
+	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
 	[ $rc = 124 ] && echo "    (timed out after $4 s)"
 	rm -f "$B/a.img" "$B/b.img"
 }
@@ -99,12 +99,15 @@ for pol in linux redistribute; do
 	boot plain "$pol" idle-min-ratio 300
 done
 boot debug redistribute max-ratio-lowered 900
+# 10 bdis at boot (8 loop devices, 2 disks), 12 slots: 8 loop devices added 20 times run out of
+# slots each time, are given ratios and are removed again.
+boot debug redistribute slots 600 wb_dirty_slots=12
 
 step "analysis"
 mkdir -p "$REPO/plots"
 set +e
 python3 "$HERE/wb-analyze.py" --out "$REPO/plots" \
-	--setup "Measured by kernel-glue/wb-experiment.sh: Linux 7.3.4 guest under QEMU TCG (2 vCPUs, 1 GiB) on $(nproc) host cores; virtio disks throttled by QEMU to A $((A_BPS >> 20)) MiB/s and B $((B_BPS >> 20)) MiB/s of writes; ext4; dirty_ratio 10, dirty_background_ratio 5; samples every 0.25 s." \
+	--setup "Measured by kernel-glue/wb-experiment.sh: Linux 7.3.4 guest under QEMU TCG (1 GiB; -smp 2, the tinyconfig guest brings up 1 CPU) on $(nproc) host cores; virtio disks throttled by QEMU to A $((A_BPS >> 20)) MiB/s and B $((B_BPS >> 20)) MiB/s of writes; ext4; dirty_ratio 10, dirty_background_ratio 5; samples every 0.25 s." \
 	"$B"/*.log | tee "$B/analysis.txt"
 arc=${PIPESTATUS[0]}
 set -e

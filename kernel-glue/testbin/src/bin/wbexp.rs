@@ -15,6 +15,9 @@
 //!       A written alone PRE_S s, then A.max_ratio = 10 and a writer on B starts; both run POST_S s.
 //!   wbexp idle-min-ratio MNT_A BDI_A BDI_B SECS
 //!       B.min_ratio = 30 and B idle, A written SECS s.
+//!   wbexp slots ROUNDS NR
+//!       ROUNDS times: add NR loop devices through /dev/loop-control, set a ratio on each, remove
+//!       them (bdi registration and unregistration, slots taken, freed and running out).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -194,6 +197,48 @@ fn idle_min_ratio(args: &[String]) {
     println!("WBX W A run {a} {}", t.as_millis());
 }
 
+/// `LOOP_CTL_ADD` / `LOOP_CTL_REMOVE` of <linux/loop.h>.
+const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
+const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
+/// First loop device number used, above the ones created at boot.
+const FIRST_LOOP: i32 = 64;
+
+fn slots(args: &[String]) {
+    let [rounds, nr] = args else {
+        panic!("slots ROUNDS NR");
+    };
+    let rounds: u32 = rounds.parse().expect("ROUNDS");
+    let nr: i32 = nr.parse().expect("NR");
+    let ctl = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")
+        .expect("open /dev/loop-control");
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&ctl);
+    let (mut added, mut ratios) = (0u32, 0u32);
+    for _ in 0..rounds {
+        for i in FIRST_LOOP..FIRST_LOOP + nr {
+            // SAFETY: a plain ioctl on our own descriptor with an integer argument.
+            if unsafe { libc::ioctl(fd, LOOP_CTL_ADD, i) } == i {
+                added += 1;
+            }
+            let bdi = fs::read_to_string(format!("/sys/block/loop{i}/dev")).unwrap_or_default();
+            let bdi = bdi.trim();
+            if !bdi.is_empty()
+                && fs::write(format!("/sys/class/bdi/{bdi}/max_ratio"), "50\n").is_ok()
+                && fs::write(format!("/sys/class/bdi/{bdi}/min_ratio"), "1\n").is_ok()
+            {
+                ratios += 1;
+            }
+        }
+        for i in FIRST_LOOP..FIRST_LOOP + nr {
+            // SAFETY: as above.
+            unsafe { libc::ioctl(fd, LOOP_CTL_REMOVE, i) };
+        }
+    }
+    println!("WBX slots added {added} ratios {ratios} of {}", rounds * nr as u32);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
@@ -204,6 +249,7 @@ fn main() {
     match cmd.as_str() {
         "max-ratio-lowered" => max_ratio_lowered(rest),
         "idle-min-ratio" => idle_min_ratio(rest),
+        "slots" => slots(rest),
         _ => {
             eprintln!("wbexp: unknown scenario {cmd}");
             std::process::exit(2);
