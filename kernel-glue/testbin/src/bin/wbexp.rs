@@ -236,7 +236,10 @@ fn slots(args: &[String]) {
             unsafe { libc::ioctl(fd, LOOP_CTL_REMOVE, i) };
         }
     }
-    println!("WBX slots added {added} ratios {ratios} of {}", rounds * nr as u32);
+    println!(
+        "WBX slots added {added} ratios {ratios} of {}",
+        rounds * nr as u32
+    );
 }
 
 fn main() {
