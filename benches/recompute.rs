@@ -1,4 +1,4 @@
-//! Scaling with the number of bdis (issue 4):
+//! Scaling with the number of bdis:
 //!
 //! * `recompute/<n>`: `Domain::rebalance` (`Redistribute`'s water level,
 //!   what `tick` does on a period boundary) on the fixture's mix;
@@ -14,7 +14,7 @@ use dirtylimit::{Bdi, Domain, DomainConfig, Policy};
 use std::hint::black_box;
 
 mod common;
-use common::{build, id_sequence, CpuTime, PERIOD, POLICIES, SCALE_NS, SEQ, T};
+use common::{build, id_sequence, policies, CpuTime, PERIOD, SCALE_NS, SEQ, T};
 
 fn recompute(c: &mut Criterion<CpuTime>) {
     let mut g = c.benchmark_group("recompute");
@@ -50,7 +50,7 @@ fn recompute(c: &mut Criterion<CpuTime>) {
 fn rollover(c: &mut Criterion<CpuTime>) {
     let mut g = c.benchmark_group("rollover");
     for &n in &SCALE_NS {
-        for (policy, name) in POLICIES {
+        for (policy, name) in policies() {
             let mut slots = vec![Bdi::EMPTY; n];
             let (mut d, ids, mut now) = build(&mut slots, policy, n);
             let seq = id_sequence(&ids, n, false);

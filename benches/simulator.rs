@@ -1,4 +1,4 @@
-//! Simulator throughput (issue 4): `simulator/<policy>/<scenario>` is one
+//! Simulator throughput: `simulator/<policy>/<scenario>` is one
 //! whole run of a built-in scenario (`sim::run`: set-up, every step, the
 //! recording), with throughput in device-steps (devices × steps per run).
 
@@ -7,7 +7,7 @@ use dirtylimit::sim;
 use std::hint::black_box;
 
 mod common;
-use common::{CpuTime, POLICIES};
+use common::{policies, CpuTime};
 
 fn simulator(c: &mut Criterion<CpuTime>) {
     let scenarios = sim::all_builtin().expect("built-in scenarios parse");
@@ -15,7 +15,7 @@ fn simulator(c: &mut Criterion<CpuTime>) {
     for sc in &scenarios {
         let device_steps = sc.devices.len() as u64 * sc.steps();
         g.throughput(Throughput::Elements(device_steps));
-        for (policy, name) in POLICIES {
+        for (policy, name) in policies() {
             g.bench_function(BenchmarkId::new(name, &sc.name), |b| {
                 b.iter(|| sim::run(black_box(sc), policy).expect("run"))
             });

@@ -8,9 +8,9 @@
 //! The kernel turns bytes into a ratio once, when they are written; the
 //! domain does the same in [`BytesMode::LinuxSnapshot`](crate::policy::BytesMode).
 
+use crate::consts::RATIO_FINE_MAX;
 use crate::flex_proportions::FpropLocal;
 use crate::mul_div::{div_wide, mul_div};
-use crate::RATIO_FINE_MAX;
 
 /// A limit on a bdi's threshold: a ratio of `T` in ppm, or pages. Packed in a
 /// `u64` (top bit set for pages) to keep a slot small.
@@ -139,6 +139,18 @@ pub struct BdiId(pub u32);
 
 /// One slot of a domain's caller-provided storage. The all-zero bit pattern
 /// is a valid (free) slot, so C may hand over `kzalloc`ed memory.
+///
+/// # Invariants
+///
+/// * A slot that is not `live` holds [`Bdi::EMPTY`]'s values except its
+///   `order` entry, which the water-level heap may use as scratch.
+/// * `room`, `capped` and `capped_at_min` are valid only from one water-level
+///   recompute to the next (they are written by
+///   [`WaterLevel::recompute`](crate::water_level::WaterLevel::recompute) and
+///   read by the queries and the completion path in between); `order` is
+///   scratch of the recompute itself and means nothing outside it.
+/// * `min` and `max` are what the last accepted setter stored; the domain's
+///   sum of floors includes `min` exactly while the slot is `live`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Bdi {
@@ -159,6 +171,28 @@ pub struct Bdi {
     pub(crate) capped: bool,
     /// Redistribute: capped, and its floor was above its cap then (mixed units).
     pub(crate) capped_at_min: bool,
+    /// Its part in the water-filling, set by the policy before each recompute.
+    pub(crate) role: Role,
+    /// Lend: the tick interval in which the caller last reported it active.
+    pub(crate) active_tick: u32,
+}
+
+/// A bdi's part in the water-filling ([`crate::water_level`]), decided by
+/// the policy before each recompute. Redistribute gives every bdi
+/// [`Role::Count`]; [`crate::lending`] also uses the others.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "fmt", derive(Debug))]
+pub enum Role {
+    /// Shares the pool with its completion count as weight.
+    #[default]
+    Count,
+    /// Shares the pool with weight 1 (an active bdi with no completions
+    /// while every active bdi with completions is capped).
+    Unit,
+    /// Held at its cap: commits its cap, takes no share.
+    Capped,
+    /// Idle: commits nothing, not even its floor, and is allocated nothing.
+    Lender,
 }
 
 impl Default for Bdi {
@@ -179,6 +213,8 @@ impl Bdi {
         strict_limit: false,
         capped: false,
         capped_at_min: false,
+        role: Role::Count,
+        active_tick: 0,
     };
 
     /// The bdi's floor, `min_ratio` or `min_bytes`.

@@ -4,34 +4,39 @@
 //!
 //! Cost of each call, with `n` bdis:
 //!
-//! * [`Domain::writeout_inc`] (a completion): O(1), touches one bdi only;
+//! * [`Domain::writeout_inc`] (a completion) and [`Domain::note_active`]:
+//!   O(1), touch one bdi only;
 //! * [`Domain::wb_thresh`] (a query): O(1) for every policy;
-//! * [`Domain::tick`] on a period boundary (or after a bdi reached its cap),
-//!   settings changes, add/remove and a changed
-//!   [`Domain::update_dirty_limit`]: O(n) for `Redistribute`,
-//!   which ages every bdi and recomputes the water level
-//!   ([`crate::water_level`]) in O(n + |capped| log n); O(1) otherwise.
+//! * [`Domain::tick`] on a period boundary (or after a bdi reached its cap,
+//!   or, for `Lend`, the active set changed), settings changes, add/remove
+//!   and a changed [`Domain::update_dirty_limit`]: O(n) for `Redistribute`
+//!   and `Lend`, which age every bdi and recompute the water level
+//!   ([`crate::water_level`], [`crate::lending`]) in O(n + |capped| log n);
+//!   O(1) otherwise.
 //!
 //! Every setter validates completely before it changes anything: an `Err`
 //! leaves the whole domain as it was.
 
-use crate::bdi::{Bdi, BdiId, Limit, LimitSum};
+use crate::bdi::{Bdi, BdiId, Limit, LimitSum, Role};
+use crate::consts::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use crate::error::Error;
 use crate::flex_proportions::{FpropGlobal, FpropLocal, Fraction, FPROP_FRAC_BASE};
 use crate::global_limits::DirtyLimits;
+use crate::lending::{self, Lending};
 use crate::mul_div::mul_div;
 use crate::period::{PeriodClock, DEFAULT_PERIOD_MS};
 use crate::policy::{BytesMode, Policy};
-use crate::water_level::WaterLevel;
+use crate::water_level::{self, WaterLevel};
 use crate::wb_thresh::{self, WbLimits};
-use crate::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use fixed::types::U32F32;
 
 /// How a domain computes thresholds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct DomainConfig {
+    /// How the pool is shared.
     pub policy: Policy,
+    /// What `min_bytes`/`max_bytes` become.
     pub bytes_mode: BytesMode,
     /// Apply the 6.13+ idle-device floor (`false`: the pre-6.13 formula).
     /// `ClipOnly` never applies it.
@@ -65,9 +70,32 @@ impl DomainConfig {
             ..DomainConfig::default()
         }
     }
+
+    /// The same with periods of `len` time units.
+    pub const fn with_period_len(mut self, len: u64) -> Self {
+        self.period_len = len;
+        self
+    }
+
+    /// The same with the 6.13+ idle-device floor on or off.
+    pub const fn with_idle_floor(mut self, on: bool) -> Self {
+        self.idle_floor = on;
+        self
+    }
 }
 
 /// A writeback domain over caller-provided bdi slots.
+///
+/// # Invariants
+///
+/// * `sum_min` is the sum of the floors (`Bdi::min`) of the live slots, and
+///   `nr_live` the number of live slots: `add_bdi` (floor 0), `remove_bdi`
+///   and the floor setters keep both;
+/// * for `Redistribute`, `level` describes the slots as of the last
+///   recompute, which every settings change, add/remove, changed `T` and
+///   period boundary triggers; between recomputes only completions change
+///   it ([`WaterLevel`]'s own invariants);
+/// * a setter that returns `Err` has changed nothing.
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Domain<'a> {
     slots: &'a mut [Bdi],
@@ -80,6 +108,8 @@ pub struct Domain<'a> {
     /// `bdi_min_ratio`: the sum of all floors.
     sum_min: LimitSum,
     level: WaterLevel,
+    /// `Lend`: which bdis are active.
+    lend: Lending,
     nr_live: u32,
 }
 
@@ -99,14 +129,17 @@ impl<'a> Domain<'a> {
             dirty_limit: 0,
             sum_min: LimitSum::default(),
             level: WaterLevel::default(),
+            lend: Lending::new(),
             nr_live: 0,
         }
     }
 
+    /// The configuration the domain was made with.
     pub fn config(&self) -> &DomainConfig {
         &self.cfg
     }
 
+    /// The domain's policy.
     pub fn policy(&self) -> Policy {
         self.cfg.policy
     }
@@ -121,6 +154,7 @@ impl<'a> Domain<'a> {
         self.nr_live
     }
 
+    /// Whether no bdi is live.
     pub fn is_empty(&self) -> bool {
         self.nr_live == 0
     }
@@ -164,9 +198,15 @@ impl<'a> Domain<'a> {
     }
 
     fn recompute(&mut self) {
-        if self.cfg.policy == Policy::Redistribute {
-            let t0 = self.ref_thresh();
-            self.level = WaterLevel::recompute(self.slots, &self.completions, t0);
+        let t0 = self.ref_thresh();
+        match self.cfg.policy {
+            Policy::Redistribute => {
+                self.level = WaterLevel::recompute(self.slots, &self.completions, t0);
+            }
+            Policy::Lend => {
+                self.level = self.lend.recompute(self.slots, &self.completions, t0);
+            }
+            Policy::ClipOnly | Policy::Linux => {}
         }
     }
 
@@ -193,6 +233,7 @@ impl<'a> Domain<'a> {
     /// age out with it, as in the kernel.
     pub fn remove_bdi(&mut self, id: BdiId) -> Result<(), Error> {
         let b = *self.bdi(id).ok_or(Error::UnknownBdi)?;
+        // INVARIANT: the floor leaves the sum with the slot.
         self.sum_min.sub(b.min);
         if let Some(s) = self.slots.get_mut(id.0 as usize) {
             *s = Bdi::EMPTY;
@@ -291,6 +332,7 @@ impl<'a> Domain<'a> {
                 return Err(Error::MinSumTooLarge);
             }
         }
+        // INVARIANT: validated above; the sum of floors follows the slot's floor.
         self.sum_min.sub(b.min);
         self.sum_min.add(new);
         if let Some(s) = self.slots.get_mut(id.0 as usize) {
@@ -358,7 +400,7 @@ impl<'a> Domain<'a> {
         }
     }
 
-    /// Recomputes `Redistribute`'s water level now (O(n), see the module
+    /// Recomputes the water level of `Redistribute` or `Lend` now (O(n), see the module
     /// doc); the domain already does so whenever its inputs call for it.
     pub fn rebalance(&mut self) {
         self.recompute();
@@ -386,8 +428,44 @@ impl<'a> Domain<'a> {
                     self.level.add_uncapped(b, x, nr);
                 }
             }
+            Policy::Lend => {
+                let nr = lending::add_up_to_cap(
+                    &mut b.completions,
+                    &mut self.completions,
+                    b.max,
+                    ref_thresh,
+                    nr,
+                );
+                match b.role {
+                    Role::Count if !b.capped => {
+                        let x = b.completions.events(&self.completions);
+                        self.level.add_uncapped(b, x, nr);
+                    }
+                    // A newcomer's weight goes from 1 to its count.
+                    Role::Unit if nr > 0 => self.level.mark_stale(),
+                    _ => {}
+                }
+            }
         }
         self.clock.arm(now);
+    }
+
+    /// `Lend`: pages were dirtied on `id`, a writer on it was throttled, or
+    /// it has dirty pages. O(1). An idle bdi reported active has its floor
+    /// back at the next [`tick`](Self::tick). Other policies and unknown ids
+    /// ignore it.
+    pub fn note_active(&mut self, id: BdiId) {
+        if self.cfg.policy != Policy::Lend {
+            return;
+        }
+        if let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) {
+            self.lend.note_active(b, &mut self.level);
+        }
+    }
+
+    /// `Lend`: whether `id` is active (reported since the tick before last).
+    pub fn is_active(&self, id: BdiId) -> bool {
+        self.bdi(id).is_some_and(|b| self.lend.is_active(b))
     }
 
     /// `writeout_period()`: declares the periods that ended by `now` and
@@ -395,7 +473,12 @@ impl<'a> Domain<'a> {
     /// fraction, which stops the clock until the next completion).
     /// `Redistribute` also recomputes here when a completion has pushed an
     /// uncapped bdi to its cap since the last recompute.
+    /// `Lend` also ends its activity interval here and recomputes when the
+    /// active set changed.
     pub fn tick(&mut self, now: u64) -> u32 {
+        if self.cfg.policy == Policy::Lend && self.lend.end_tick() {
+            self.level.mark_stale();
+        }
         let due = self.clock.due(now);
         if due == 0 {
             if self.level.stale() {
@@ -406,6 +489,9 @@ impl<'a> Domain<'a> {
         let aged = self.completions.new_period(due);
         self.clock.advance(due, !aged);
         if !aged {
+            if self.level.stale() {
+                self.recompute();
+            }
             return 0;
         }
         self.recompute();
@@ -435,6 +521,15 @@ impl<'a> Domain<'a> {
             Policy::Redistribute => {
                 let x = b.completions.events(&self.completions);
                 self.level.allocation(b, x, thresh, floor, max)
+            }
+            Policy::Lend => {
+                // A lender has no share and no idle floor: it gets its
+                // share at the next tick after it is reported active.
+                if b.role == Role::Lender {
+                    return 0;
+                }
+                let w = water_level::weight(b, &self.completions);
+                self.level.allocation(b, w, thresh, floor, max)
             }
         };
         let idle = if self.cfg.idle_floor && self.cfg.policy != Policy::ClipOnly {

@@ -26,7 +26,9 @@ pub const FPROP_FRAC_BASE: u32 = 1 << FPROP_FRAC_SHIFT;
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct Fraction {
+    /// The type's events.
     pub numerator: u64,
+    /// All events (never 0).
     pub denominator: u64,
 }
 

@@ -12,9 +12,9 @@
 //! * `thresh` is capped at `UINT_MAX` pages, and `bg_thresh >= thresh`
 //!   becomes `thresh / 2`.
 
+use crate::consts::PAGE_SIZE;
 use crate::error::Error;
 use crate::mul_div::{div_round_up, mul_div};
-use crate::PAGE_SIZE;
 
 /// The vm.dirty_* sysctls. As in the kernel, a ratio and its bytes
 /// counterpart exclude each other: setting one clears the other.

@@ -68,6 +68,15 @@
 //! bdi's excess goes to the others in proportion to their fractions, at
 //! once, not periods later.
 //!
+//! ## Lending ([`lending`])
+//!
+//! [`policy::Policy::Lend`] water-fills only among the bdis the caller
+//! reports active: idle bdis lend their floors and stale shares, and get
+//! their floor back at the next tick after they become active; the price
+//! is the owner's wait for the borrowed pages to be flushed, bounded by
+//! `(T·min_o + H − T) / Σ bw_borrowers` (derived in [`lending`] and
+//! docs/lending.md).
+//!
 //! ## Example
 //!
 //! ```
@@ -95,15 +104,18 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 #[cfg(feature = "std")]
 extern crate std;
 
 pub mod bdi;
+pub mod consts;
 pub mod domain;
 pub mod error;
 pub mod flex_proportions;
 pub mod global_limits;
+pub mod lending;
 pub mod mul_div;
 pub mod period;
 pub mod policy;
@@ -117,16 +129,8 @@ pub mod observe;
 #[cfg(feature = "std")]
 pub mod sim;
 
-/// `PAGE_SHIFT` on x86-64.
-pub const PAGE_SHIFT: u32 = 12;
-/// `PAGE_SIZE` on x86-64.
-pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
-/// `BDI_RATIO_SCALE`: fine-ratio units per percent.
-pub const BDI_RATIO_SCALE: u32 = 10_000;
-/// 100% in fine-ratio units (ppm): `100 * BDI_RATIO_SCALE`.
-pub const RATIO_FINE_MAX: u32 = 100 * BDI_RATIO_SCALE;
-
 pub use bdi::{Bdi, BdiId, Limit, LimitSum};
+pub use consts::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 pub use domain::{Domain, DomainConfig};
 pub use error::Error;
 pub use global_limits::{DirtyLimits, VmDirtyConfig};

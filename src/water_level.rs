@@ -40,11 +40,27 @@
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
 
-use crate::bdi::{Bdi, LimitSum};
+use crate::bdi::{Bdi, LimitSum, Role};
 use crate::flex_proportions::FpropGlobal;
 use crate::mul_div::{mul_div, scale_down};
 
 /// What the last recompute decided, in the form the hot paths use.
+///
+/// # Invariants
+///
+/// Set by [`WaterLevel::recompute`] at threshold `t0`; until the next one:
+///
+/// * `committed` is the sum of the floors of the uncapped live bdis and the
+///   caps of the capped ones (the floor where a capped bdi's floor exceeds its
+///   cap), `capped` of them; `committed0` is that sum with each limit
+///   resolved at `t0` on its own, and `rest0 = R(t0) = t0 − committed0`
+///   (0 when over-committed);
+/// * `uncapped_events` (`S`) is the sum of the uncapped live bdis' counts:
+///   the completion path ([`WaterLevel::add_uncapped`]) adds every
+///   completion of an uncapped bdi to it;
+/// * `(uncap_x, uncap_room)` is the count and room of the capped bdi with the
+///   smallest `x / room`, `(0, 0)` when none is capped;
+/// * `stale` once set stays set: the domain recomputes at its next `tick`.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WaterLevel {
@@ -67,12 +83,23 @@ pub struct WaterLevel {
     stale: bool,
 }
 
+/// A bdi's weight in the water-filling: its completion count `x` for
+/// [`Role::Count`], 1 for [`Role::Unit`], none for the others.
+#[inline]
+pub fn weight(b: &Bdi, g: &FpropGlobal) -> u64 {
+    match b.role {
+        Role::Count => b.completions.events(g),
+        Role::Unit => 1,
+        Role::Capped | Role::Lender => 0,
+    }
+}
+
 /// Heap order: `a` saturates before `b` when `room_a / x_a < room_b / x_b`.
 fn before(slots: &[Bdi], g: &FpropGlobal, a: u32, b: u32) -> bool {
     let (Some(a), Some(b)) = (slots.get(a as usize), slots.get(b as usize)) else {
         return false;
     };
-    let (xa, xb) = (a.completions.events(g), b.completions.events(g));
+    let (xa, xb) = (weight(a, g), weight(b, g));
     (a.room as u128) * (xb as u128) < (b.room as u128) * (xa as u128)
 }
 
@@ -113,10 +140,13 @@ fn sift_down(slots: &mut [Bdi], g: &FpropGlobal, mut k: usize, len: usize) {
 
 impl WaterLevel {
     /// Recomputes the capped set for threshold `t0` (the domain's current
-    /// `dirty_limit`). Ages every live bdi to the current period first.
+    /// `dirty_limit`), each bdi taking the part its [`Role`] gives it.
+    /// Ages every live bdi to the current period first.
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
         // The floors, each rounded on its own: the same pages the queries give.
         let mut floors = 0u128;
+        let mut held = 0u64;
+        let mut capped = 0u32;
         let mut len = 0usize;
         let mut weight = 0u64;
         for i in 0..slots.len() {
@@ -127,10 +157,17 @@ impl WaterLevel {
             b.completions.reflect_period(g);
             let (floor, max) = (b.min.resolve(t0), b.max.resolve(t0));
             b.room = max.saturating_sub(floor);
-            b.capped = false;
+            b.capped = b.role == Role::Capped;
             b.capped_at_min = max < floor;
+            if b.role == Role::Lender {
+                continue;
+            }
             floors = floors.saturating_add(u128::from(floor));
-            let x = b.completions.events(g);
+            if b.capped {
+                held = held.saturating_add(b.room);
+                capped += 1;
+            }
+            let x = self::weight(b, g);
             if x > 0 {
                 weight = weight.saturating_add(x);
                 if let Some(s) = slots.get_mut(len) {
@@ -143,14 +180,15 @@ impl WaterLevel {
             sift_down(slots, g, k, len);
         }
 
-        let mut rest = u64::try_from(u128::from(t0).saturating_sub(floors)).unwrap_or(0);
-        let mut capped = 0u32;
+        let mut rest = u64::try_from(u128::from(t0).saturating_sub(floors))
+            .unwrap_or(0)
+            .saturating_sub(held);
         while len > 0 {
             let top = heap_entry(slots, 0);
             let Some(b) = slots.get_mut(top as usize) else {
                 break;
             };
-            let x = b.completions.events(g);
+            let x = self::weight(b, g);
             // At the current level this bdi would get rest * x / weight.
             if (rest as u128) * (x as u128) < (b.room as u128) * (weight as u128) {
                 break;
@@ -169,10 +207,11 @@ impl WaterLevel {
             t0,
             ..WaterLevel::default()
         };
-        for b in slots.iter().filter(|b| b.live) {
-            let x = b.completions.events(g);
+        for b in slots.iter().filter(|b| b.live && b.role != Role::Lender) {
+            let x = self::weight(b, g);
             // The capped bdi with the smallest x / room uncaps first.
             if b.capped
+                && b.role == Role::Count
                 && b.room > 0
                 && (level.uncap_room == 0
                     || (x as u128) * (level.uncap_room as u128)
@@ -190,6 +229,8 @@ impl WaterLevel {
                 level.uncapped_events = level.uncapped_events.saturating_add(x);
             }
         }
+        // INVARIANT: committed/committed0/uncapped_events/uncap_* summed over
+        // every live slot above, so rest0 is R(t0) of this capped set.
         level.rest0 = level.rest(t0);
         level
     }
@@ -241,10 +282,17 @@ impl WaterLevel {
         self.stale
     }
 
+    /// Marks the level out of date: the domain's next tick recomputes it.
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
     /// Bdi `b`'s allocation (count `x`) at threshold `thresh`, before the
     /// idle floor and the final clip, given its floor and cap resolved at
     /// `thresh` (the query needs them for the clip too). O(1).
-    /// At the recompute's threshold, `R` is the stored `rest0`.
+    /// At the recompute's threshold, `R` is the stored `rest0`. `x` is the
+    /// bdi's [`weight`]; a [`Role::Lender`] has no allocation (the domain
+    /// does not ask).
     #[inline]
     pub fn allocation(&self, b: &Bdi, x: u64, thresh: u64, floor: u64, max: u64) -> u64 {
         let (rest, committed) = if thresh == self.t0 {

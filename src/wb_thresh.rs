@@ -18,10 +18,10 @@
 //! idle floor and the clip are these functions, used by all of them.
 
 use crate::bdi::LimitSum;
+use crate::consts::RATIO_FINE_MAX;
 use crate::flex_proportions::Fraction;
 use crate::global_limits::DirtyLimits;
 use crate::mul_div::mul_div;
-use crate::RATIO_FINE_MAX;
 
 /// The pool `P = T·(1 − Σmin)`: `T * (10^6 - Σmin_ppm) / 10^6` as the
 /// kernel rounds it, less any floors given in pages.
@@ -72,6 +72,8 @@ pub fn wb_bg_thresh(wb_thresh: u64, lim: &DirtyLimits) -> u64 {
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
 pub struct WbLimits {
+    /// `wb_thresh`: the bdi's share of the dirty threshold, pages.
     pub wb_thresh: u64,
+    /// `wb_bg_thresh`: its share of the background threshold, pages.
     pub wb_bg_thresh: u64,
 }

@@ -186,13 +186,20 @@ fn redistribute_reacts_at_the_next_tick_linux_in_periods() {
         d.update_dirty_limit(t);
         d.writeout_inc(fuse, 9_000, 0);
         d.writeout_inc(ssd, 1_000, 0);
+        d.note_active(fuse); // Lend only
+        d.note_active(ssd);
         d.tick(1);
         got.push((d.wb_thresh(fuse, t, t), d.wb_thresh(ssd, t, t)));
     }
     // ClipOnly: 100,000 * 9,000 / 10,001 clipped to 1,000; 100,000 * 1,000 / 10,001.
     // Linux: 1 of fuse's events counted (ceil(10/1014)): 100,000/1,002 = 99 and
     //        100,000 * 1,000 / 1,002 = 99,800.
-    assert_eq!(got, vec![(1_000, 9_999), (99, 99_800), (1_000, 99_000)]);
+    // Lend: none of fuse's events counted, exactly (1% of a global count
+    //       of 1 is below one event), so the SSD has all of T.
+    assert_eq!(
+        got,
+        vec![(1_000, 9_999), (99, 99_800), (1_000, 99_000), (0, 100_000)]
+    );
 }
 
 #[test]

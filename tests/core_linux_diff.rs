@@ -195,7 +195,7 @@ proptest! {
 
 /// `max_ratio_fine` below 977 ppm makes `max_prop_frac` 0 in the kernel: the
 /// bdi's completions are never counted, and its threshold is the idle floor
-/// at most. Documents the defect the issue describes.
+/// at most: the kernel's own rounding, kept by the `Linux` policy.
 #[test]
 fn fine_max_ratio_below_977_ppm_counts_nothing_under_linux() {
     let mut slots = [Bdi::EMPTY; 2];

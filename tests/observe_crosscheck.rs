@@ -13,7 +13,7 @@ fn obs(phase: usize, since: f64, bdi: &str, kernel: u64, linux: u64, active: boo
         thresh: 1000,
         kernel,
         linux,
-        redis: linux,
+        redistribute: linux,
         rel_err: (kernel > 0).then(|| (linux as f64 - kernel as f64) / kernel as f64),
         band_err: Some(0.0),
         active,

@@ -100,8 +100,18 @@ fn steady_rates_give_proportional_thresholds_and_idle_floors() {
     assert_eq!(idle.linux, (T - dirty) / 8);
     assert_eq!(fuse.linux, ((T - dirty) / 100).min(T / 100));
     // Nobody capped: Redistribute equals Linux here, up to the water level's rounding.
-    assert!(a.redis.abs_diff(a.linux) <= 2, "{} {}", a.redis, a.linux);
-    assert!(b.redis.abs_diff(b.linux) <= 2, "{} {}", b.redis, b.linux);
+    assert!(
+        a.redistribute.abs_diff(a.linux) <= 2,
+        "{} {}",
+        a.redistribute,
+        a.linux
+    );
+    assert!(
+        b.redistribute.abs_diff(b.linux) <= 2,
+        "{} {}",
+        b.redistribute,
+        b.linux
+    );
     // Unused share over the active bdis is ~0 for both.
     assert!(sum.unused_linux.unwrap().abs() < 0.01);
     assert_eq!(sum.active, vec!["7:0".to_string(), "7:1".to_string()]);
@@ -131,11 +141,16 @@ fn lowering_max_ratio_leaves_share_unused_in_linux_not_in_redistribute() {
     let b = rows.iter().find(|r| r.name == "7:1").unwrap();
     assert_eq!(a.max_ratio_fine, 100_000);
     assert_eq!(a.linux, T / 10);
-    assert_eq!(a.redis, T / 10);
+    assert_eq!(a.redistribute, T / 10);
     // Linux: B still has its ~25% fraction; Redistribute gives it the rest of the pool.
     assert!(b.linux < T * 3 / 10, "{}", b.linux);
-    assert!(b.redis + a.redis >= T - 2, "{} {}", b.redis, a.redis);
-    let (ul, ur) = (sum.unused_linux.unwrap(), sum.unused_redis.unwrap());
+    assert!(
+        b.redistribute + a.redistribute >= T - 2,
+        "{} {}",
+        b.redistribute,
+        a.redistribute
+    );
+    let (ul, ur) = (sum.unused_linux.unwrap(), sum.unused_redistribute.unwrap());
     assert!(ul > 0.6, "{ul}");
     assert!(ur.abs() < 0.001, "{ur}");
 }

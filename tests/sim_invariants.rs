@@ -1,7 +1,8 @@
 //! Simulator invariants, checked at every step of every built-in scenario
 //! under every policy: page conservation, and the hard limit.
 
-use dirtylimit::sim::{all_builtin, Scenario, Sim, POLICIES};
+use dirtylimit::policy::Policy;
+use dirtylimit::sim::{all_builtin, Scenario, Sim};
 
 fn scenarios() -> Vec<Scenario> {
     let mut v = all_builtin().expect("built-in scenarios parse");
@@ -20,7 +21,7 @@ fn scenarios() -> Vec<Scenario> {
 #[test]
 fn pages_are_conserved_at_every_step() {
     for sc in scenarios() {
-        for p in POLICIES {
+        for p in Policy::ALL {
             let mut slots = Sim::slots(&sc);
             let mut sim = Sim::new(&sc, p, &mut slots).expect("scenario sets up");
             let mut steps = 0u64;
@@ -71,7 +72,7 @@ fn pages_are_conserved_at_every_step() {
 #[test]
 fn global_dirty_stays_within_one_step_of_the_hard_limit() {
     for sc in scenarios() {
-        for p in POLICIES {
+        for p in Policy::ALL {
             let mut slots = Sim::slots(&sc);
             let mut sim = Sim::new(&sc, p, &mut slots).expect("scenario sets up");
             let mut worst = i64::MIN;
@@ -123,7 +124,7 @@ fn without_strictlimit_the_hard_limit_holds_to_one_step() {
         if any_strict {
             continue;
         }
-        for p in POLICIES {
+        for p in Policy::ALL {
             let rec = dirtylimit::sim::run(&sc, p).expect("run");
             assert!(
                 rec.peak_over_limit <= rec.max_step_dirtied as i64,

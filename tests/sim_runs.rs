@@ -3,15 +3,15 @@
 
 use dirtylimit::policy::Policy;
 use dirtylimit::sim::report::{write_metrics_csv, write_timeseries};
-use dirtylimit::sim::{all_builtin, builtin, metrics, run, BUILTIN, POLICIES};
+use dirtylimit::sim::{all_builtin, builtin, metrics, run, BUILTIN};
 
 #[test]
 fn every_builtin_scenario_runs_under_every_policy() {
     let all = all_builtin().expect("built-in scenarios parse");
-    assert_eq!(all.len(), 7);
+    assert_eq!(all.len(), 9);
     assert_eq!(all.len(), BUILTIN.len());
     for sc in &all {
-        for p in POLICIES {
+        for p in Policy::ALL {
             let rec = run(sc, p).expect("run");
             assert_eq!(rec.policy, Some(p));
             assert_eq!(
@@ -43,7 +43,7 @@ fn every_builtin_scenario_runs_under_every_policy() {
 
 fn csv_bytes(name: &str) -> (Vec<u8>, Vec<u8>) {
     let sc = builtin(name).expect("exists").expect("parses");
-    let recs: Vec<_> = POLICIES
+    let recs: Vec<_> = Policy::ALL
         .iter()
         .map(|&p| run(&sc, p).expect("run"))
         .collect();

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use dirtylimit::sim::Scenario;
+use dirtylimit::Policy;
 
 const GOOD: &str = r#"
 name = "t"
@@ -192,7 +193,7 @@ fn cli_simulate_writes_csv_and_scenarios_lists() {
     let out = bin().args(["scenarios"]).output().expect("runs");
     assert!(out.status.success());
     let list = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(list.lines().count(), 7, "{list}");
+    assert_eq!(list.lines().count(), 9, "{list}");
 
     let out = bin()
         .args(["simulate", "fine-max-ratio-fuse", "--policy", "linux"])
@@ -243,7 +244,7 @@ fn cli_plot_writes_svg_and_png_figures() {
             .lines()
             .filter(|l| l.starts_with("| max-ratio-lowered"))
             .count(),
-        3,
+        Policy::ALL.len(),
         "{table}"
     );
     for kind in ["thresh", "unused", "throughput"] {

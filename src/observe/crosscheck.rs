@@ -10,7 +10,9 @@
 //! 1. `A alone`: writer A;
 //! 2. `A+B`: writer B starts beside A;
 //! 3. `A max_ratio→N%`: A's `max_ratio` is lowered while both keep writing;
-//! 4. `B+FUSE`: A stops (its `max_ratio` restored), a writer on the FUSE mount starts beside B.
+//! 4. `B+FUSE`: A stops, a writer on the FUSE mount starts beside B.
+//!
+//! The phases are data ([`phases`]); `run_phase` applies one as it begins.
 //!
 //! `vm.dirty_bytes`/`vm.dirty_background_bytes` are lowered for the run (default 256/32 MiB) so
 //! that background writeback runs continuously and completions follow the writers' rates
@@ -33,96 +35,73 @@ use std::{eprintln, format, print, println, vec, writeln};
 use super::error::{ObserveError, Result};
 use super::lab::{self, Lab};
 use super::model::{BdiRow, StepSummary, TrackerConfig};
-use super::run::{parse_seconds, preflight, sample_loop, CsvRecord, Flow, Labels, Periods};
+use super::run::{preflight, sample_loop, CsvRecord, Flow, Labels, Periods};
 use super::signal;
 use super::sysfs::{self, KernelPaths};
 
 const MIB: u64 = 1 << 20;
 
-/// Arguments of `dirtylimit crosscheck`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CrosscheckArgs {
+/// Options of `dirtylimit crosscheck` (the command line sets them; see `dirtylimit crosscheck --help`).
+#[derive(Debug, Clone)]
+pub struct CrosscheckOptions {
     /// When the experiment cannot run here (not root, no debugfs, no loop devices or tools),
     /// print why and exit 0 instead of failing.
-    #[arg(long)]
     pub skip_unavailable: bool,
     /// Length of each writing phase, seconds.
-    #[arg(long, default_value = "25", value_parser = parse_seconds)]
     pub phase: Duration,
     /// Seconds at the start of each phase that are not scored (3 periods by default).
-    #[arg(long, default_value = "9", value_parser = parse_seconds)]
     pub settle: Duration,
     /// Seconds of idle baseline before the first writer starts.
-    #[arg(long, default_value = "3", value_parser = parse_seconds)]
     pub baseline: Duration,
     /// Seconds between samples (completions arrive in bursts; 0.25 s places them in time
     /// well enough for the model to age them as the kernel did).
-    #[arg(long, default_value = "0.25", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Writer A's rate, MiB/s.
-    #[arg(long, default_value_t = 48)]
     pub rate_a: u64,
     /// Writer B's rate, MiB/s.
-    #[arg(long, default_value_t = 16)]
     pub rate_b: u64,
     /// The FUSE writer's rate, MiB/s.
-    #[arg(long, default_value_t = 16)]
     pub rate_fuse: u64,
     /// The FUSE server's speed, MiB/s (0: as fast as it can).
-    #[arg(long, default_value_t = 0)]
     pub fuse_server_rate: u64,
     /// The max_ratio (percent) A is lowered to in phase 3.
-    #[arg(long, default_value_t = 10)]
     pub lowered_max_ratio: u64,
     /// vm.dirty_bytes during the run, MiB (0 keeps the host's dirty settings).
-    #[arg(long, default_value_t = 256)]
     pub dirty_mib: u64,
     /// vm.dirty_background_bytes during the run, MiB.
-    #[arg(long, default_value_t = 32)]
     pub background_mib: u64,
     /// Size of each loop image, MiB (sparse); the writers wrap around in half of it.
-    #[arg(long, default_value_t = 1024)]
     pub image_mib: u64,
     /// Leave out the FUSE phase.
-    #[arg(long)]
     pub no_fuse: bool,
     /// Directory for the image files and mount points.
-    #[arg(long, default_value = "/var/tmp")]
     pub dir: PathBuf,
     /// Record every sample to this CSV file.
-    #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Write the result table (Markdown) to this file.
-    #[arg(long)]
     pub table: Option<PathBuf>,
     /// Copy the kernel's files (vmstat, bdi stats, knobs) mid-way through the last phase into
     /// this directory, laid out like the live system (test data for the parsers).
-    #[arg(long, value_name = "DIR")]
     pub capture: Option<PathBuf>,
     /// Median relative error a bdi may have in a phase.
-    #[arg(long, default_value_t = 0.05)]
     pub target: f64,
     /// Exit with status 3 when some phase misses the target.
-    #[arg(long)]
     pub fail_over_target: bool,
     /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
-    #[arg(long)]
     pub free_running_periods: bool,
     /// Start the model empty instead of from the kernel's fractions and estimated global
     /// count (see `TrackerConfig::seed_from_kernel`).
-    #[arg(long)]
     pub no_seed: bool,
     /// Say what is being set up and torn down.
-    #[arg(long)]
     pub verbose: bool,
     /// No per-sample lines.
-    #[arg(long)]
     pub quiet: bool,
 }
 
 /// What the environment offers.
 #[derive(Debug, Clone)]
 pub struct Environment {
+    /// Whether the FUSE phase can run here, or why not.
     pub fuse: Result<(), String>,
 }
 
@@ -131,7 +110,7 @@ fn unavailable(why: impl Into<String>) -> ObserveError {
 }
 
 /// Checks that the experiment can run; `Err(Unavailable)` says why not.
-pub fn check_environment(args: &CrosscheckArgs) -> Result<Environment> {
+pub fn check_environment(args: &CrosscheckOptions) -> Result<Environment> {
     match sysfs::effective_uid() {
         Ok(0) => {}
         Ok(uid) => return Err(unavailable(format!("not root (effective uid {uid})"))),
@@ -202,18 +181,27 @@ pub fn check_environment(args: &CrosscheckArgs) -> Result<Environment> {
 /// One scored observation of one bdi.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Obs {
+    /// Index of the phase (0 = idle).
     pub phase: usize,
     /// Seconds since the phase began.
     pub since: f64,
+    /// The bdi (`major:minor`).
     pub bdi: String,
+    /// Completions fed to the model in this sample (pages).
     pub written: u64,
     /// `DirtyThresh` this bdi's stats reported (pages).
     pub thresh: u64,
+    /// The kernel's `BdiDirtyThresh` (pages).
     pub kernel: u64,
+    /// The `Linux` model's threshold (pages).
     pub linux: u64,
-    pub redis: u64,
+    /// The `Redistribute` counterfactual's threshold (pages).
+    pub redistribute: u64,
+    /// Relative error of the model against the kernel, when the kernel's is not 0.
     pub rel_err: Option<f64>,
+    /// Relative error outside the band the dirty count's uncertainty allows.
     pub band_err: Option<f64>,
+    /// The bdi completed writeback in the last two periods.
     pub active: bool,
 }
 
@@ -240,17 +228,27 @@ pub fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
 /// A bdi's result in one phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BdiResult {
+    /// Index of the phase.
     pub phase: usize,
+    /// The bdi (`major:minor`).
     pub bdi: String,
+    /// How the table names it (`A loop0`, `FUSE sink`, `other vda`).
     pub role: String,
+    /// Scored samples.
     pub samples: usize,
     /// Completions, MiB/s, over the scored samples.
     pub written_mibs: f64,
+    /// Median kernel `BdiDirtyThresh` (MiB).
     pub kernel_mib: f64,
+    /// Median model threshold (MiB).
     pub model_mib: f64,
-    pub redis_mib: f64,
+    /// Median counterfactual threshold (MiB).
+    pub redistribute_mib: f64,
+    /// Median relative error of the model.
     pub median_err: Option<f64>,
+    /// 90th percentile of the relative error.
     pub p90_err: Option<f64>,
+    /// Median error outside the dirty-count band.
     pub median_band_err: Option<f64>,
 }
 
@@ -260,16 +258,24 @@ pub struct BdiResult {
 /// the point), for the kernel, the model and the counterfactual.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseResult {
+    /// Index of the phase.
     pub phase: usize,
+    /// Its name.
     pub name: String,
     /// Bdis counted in at least half of the phase's samples.
     pub counted: Vec<String>,
+    /// Samples in the phase.
     pub samples: usize,
+    /// The kernel's mean unused share.
     pub kernel_mean: Option<f64>,
+    /// The kernel's largest unused share.
     pub kernel_max: Option<f64>,
+    /// The model's mean unused share.
     pub linux_mean: Option<f64>,
-    pub redis_mean: Option<f64>,
-    pub redis_max: Option<f64>,
+    /// The counterfactual's mean unused share.
+    pub redistribute_mean: Option<f64>,
+    /// The counterfactual's largest unused share.
+    pub redistribute_max: Option<f64>,
 }
 
 /// Per sample of phase `phase`: `1 − Σ_{active b} value(b) / thresh` for kernel, model and
@@ -290,7 +296,7 @@ pub fn unused_series(obs: &[Obs], phase: usize) -> Vec<(f64, f64, f64)> {
         }
         let u =
             |f: &dyn Fn(&Obs) -> u64| 1.0 - sel.iter().map(|o| f(o) as f64).sum::<f64>() / t as f64;
-        out.push((u(&|o| o.kernel), u(&|o| o.linux), u(&|o| o.redis)));
+        out.push((u(&|o| o.kernel), u(&|o| o.linux), u(&|o| o.redistribute)));
     }
     out
 }
@@ -320,7 +326,7 @@ pub fn score(
             let mut bands: Vec<f64> = sel.iter().filter_map(|o| o.band_err).collect();
             let mut k: Vec<f64> = sel.iter().map(|o| o.kernel as f64).collect();
             let mut m: Vec<f64> = sel.iter().map(|o| o.linux as f64).collect();
-            let mut r: Vec<f64> = sel.iter().map(|o| o.redis as f64).collect();
+            let mut r: Vec<f64> = sel.iter().map(|o| o.redistribute as f64).collect();
             let written: u64 = sel.iter().map(|o| o.written).sum();
             out.push(BdiResult {
                 phase: pi,
@@ -330,7 +336,7 @@ pub fn score(
                 written_mibs: mib(written as f64) / (sel.len() as f64 * interval.max(1e-3)),
                 kernel_mib: median(&mut k).map(mib).unwrap_or(0.0),
                 model_mib: median(&mut m).map(mib).unwrap_or(0.0),
-                redis_mib: median(&mut r).map(mib).unwrap_or(0.0),
+                redistribute_mib: median(&mut r).map(mib).unwrap_or(0.0),
                 median_err: median(&mut errs.clone()),
                 p90_err: quantile(&mut errs, 0.9),
                 median_band_err: median(&mut bands),
@@ -363,8 +369,8 @@ pub fn score(
             kernel_mean: mean(&|x| x.0),
             kernel_max: max(&|x| x.0),
             linux_mean: mean(&|x| x.1),
-            redis_mean: mean(&|x| x.2),
-            redis_max: max(&|x| x.2),
+            redistribute_mean: mean(&|x| x.2),
+            redistribute_max: max(&|x| x.2),
         });
     }
     (out, pout)
@@ -407,7 +413,7 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
             mark,
             pct2(r.p90_err),
             pct2(r.median_band_err),
-            r.redis_mib
+            r.redistribute_mib
         );
     }
     let _ = writeln!(s);
@@ -426,8 +432,8 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
             pct(p.kernel_mean),
             pct(p.kernel_max),
             pct(p.linux_mean),
-            pct(p.redis_mean),
-            pct(p.redis_max)
+            pct(p.redistribute_mean),
+            pct(p.redistribute_max)
         );
     }
     let _ = writeln!(
@@ -437,18 +443,203 @@ pub fn markdown(results: &[BdiResult], phases: &[PhaseResult], settle: f64, targ
     s
 }
 
+/// A device of the experiment, and the writer on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    StartA,
-    StartB,
-    LowerA,
-    StopAStartFuse,
-    End,
+pub enum Role {
+    /// Loop device A.
+    A,
+    /// Loop device B.
+    B,
+    /// The FUSE mount.
+    Fuse,
+}
+
+impl Role {
+    /// The writer's name in the lab.
+    pub fn writer(self) -> &'static str {
+        match self {
+            Role::A => "A",
+            Role::B => "B",
+            Role::Fuse => "FUSE",
+        }
+    }
+}
+
+/// What changes when a phase begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A writer starts on its device at a rate (MiB/s).
+    Start(Role, u64),
+    /// A writer stops.
+    Stop(Role),
+    /// A device's `max_ratio` (percent) is set.
+    MaxRatio(Role, u64),
+}
+
+/// One phase of the experiment: its name and what changes as it begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase {
+    /// As tables print it.
+    pub name: String,
+    /// Applied in order when the phase begins.
+    pub changes: Vec<Change>,
+}
+
+/// The experiment's phases, in order: `idle` (nothing runs), then each
+/// phase of the [module docs](self); `B+FUSE` only `with_fuse`.
+pub fn phases(args: &CrosscheckOptions, with_fuse: bool) -> Vec<Phase> {
+    let phase = |name: &str, changes: Vec<Change>| Phase {
+        name: name.into(),
+        changes,
+    };
+    let mut v = vec![
+        phase("idle", vec![]),
+        phase("A alone", vec![Change::Start(Role::A, args.rate_a)]),
+        phase("A+B", vec![Change::Start(Role::B, args.rate_b)]),
+        phase(
+            &format!("A max_ratio→{}%", args.lowered_max_ratio),
+            vec![Change::MaxRatio(Role::A, args.lowered_max_ratio)],
+        ),
+    ];
+    if with_fuse {
+        v.push(phase(
+            "B+FUSE",
+            vec![
+                Change::Stop(Role::A),
+                Change::Start(Role::Fuse, args.rate_fuse),
+            ],
+        ));
+    }
+    v
+}
+
+/// The experiment's devices once set up: where each role's writer writes
+/// and which bdi it is.
+struct Rig {
+    /// Per role: the file its writer writes and its bdi (`None`: no FUSE).
+    a: (PathBuf, String),
+    b: (PathBuf, String),
+    fuse: Option<(PathBuf, String)>,
+    /// The loop devices of A and B.
+    devices: (String, String),
+    /// The scored bdis and their labels.
+    roles: Vec<(String, String)>,
+    /// Bytes each writer writes before it wraps around.
+    file_size: u64,
+}
+
+impl Rig {
+    /// One line: the devices, their bdis and the writers' rates.
+    fn describe(&self, args: &CrosscheckOptions) -> String {
+        format!(
+            "A = {} (bdi {}) at {} MiB/s, B = {} (bdi {}) at {} MiB/s{}",
+            self.devices.0,
+            self.a.1,
+            args.rate_a,
+            self.devices.1,
+            self.b.1,
+            args.rate_b,
+            self.fuse
+                .as_ref()
+                .map(|(_, b)| format!(", FUSE sink (bdi {b}) at {} MiB/s", args.rate_fuse))
+                .unwrap_or_default()
+        )
+    }
+
+    fn target(&self, role: Role) -> Option<&(PathBuf, String)> {
+        match role {
+            Role::A => Some(&self.a),
+            Role::B => Some(&self.b),
+            Role::Fuse => self.fuse.as_ref(),
+        }
+    }
+}
+
+/// Sets the experiment up: two ext4 filesystems on loop devices, the FUSE mount when
+/// usable, the vm.dirty_* settings. Returns the rig and the bdis' labels for the CSV.
+fn set_up(lab: &mut Lab, args: &CrosscheckOptions, env: &Environment) -> Result<(Rig, Labels)> {
+    let image = args.image_mib.max(64) * MIB;
+    let file_size = image / 2;
+    // Two loop devices with ext4.
+    let mut loop_fs = |name: &str| -> Result<(PathBuf, String, String)> {
+        let img = lab.image(&format!("{name}.img"), image)?;
+        let dev = lab.attach_loop(&img)?;
+        lab.mkfs_ext4(&dev)?;
+        let dir = lab.subdir(name)?;
+        lab.mount(&dev, &dir)?;
+        let bdi = lab::bdi_of(&dir)?;
+        signal::check()?;
+        Ok((dir, dev, bdi))
+    };
+    let (dir_a, dev_a, bdi_a) = loop_fs("a")?;
+    let (dir_b, dev_b, bdi_b) = loop_fs("b")?;
+    let mut labels = Labels::default();
+    labels.set(&bdi_a, &format!("A {}", dev_a.trim_start_matches("/dev/")));
+    labels.set(&bdi_b, &format!("B {}", dev_b.trim_start_matches("/dev/")));
+    let mut roles = vec![
+        (
+            bdi_a.clone(),
+            format!("A {}", dev_a.trim_start_matches("/dev/")),
+        ),
+        (
+            bdi_b.clone(),
+            format!("B {}", dev_b.trim_start_matches("/dev/")),
+        ),
+    ];
+
+    // FUSE beside them, when usable.
+    let mut fuse: Option<(PathBuf, String)> = None;
+    match &env.fuse {
+        Ok(()) => {
+            let dir = lab.subdir("fuse")?;
+            lab.mount_fuse(&dir, args.fuse_server_rate * MIB)?;
+            let bdi = lab::bdi_of(&dir)?;
+            labels.set(&bdi, "FUSE sink");
+            roles.push((bdi.clone(), String::from("FUSE sink")));
+            fuse = Some((dir, bdi));
+        }
+        Err(why) => println!("crosscheck: no FUSE phase: {why}"),
+    }
+    if args.dirty_mib > 0 {
+        lab.set_dirty_bytes(args.dirty_mib * MIB, args.background_mib * MIB)?;
+    }
+    // Let the setup's writeback (mkfs, journal) finish before the baseline.
+    let _ = lab::run_cmd("sync", std::iter::empty::<&str>());
+
+    let rig = Rig {
+        a: (dir_a.join("data"), bdi_a),
+        b: (dir_b.join("data"), bdi_b),
+        fuse: fuse.map(|(dir, bdi)| (dir.join(super::fusefs::DATA_NAME), bdi)),
+        devices: (dev_a, dev_b),
+        roles,
+        file_size,
+    };
+    Ok((rig, labels))
+}
+
+/// Begins a phase: applies its changes to the lab.
+fn run_phase(lab: &mut Lab, rig: &Rig, paths: &KernelPaths, phase: &Phase) -> Result<()> {
+    for &change in &phase.changes {
+        match change {
+            Change::Start(role, rate) => {
+                if let Some((file, _)) = rig.target(role) {
+                    lab.start_writer(role.writer(), file, rig.file_size, rate * MIB)?;
+                }
+            }
+            Change::Stop(role) => lab.stop_writer(role.writer())?,
+            Change::MaxRatio(role, percent) => {
+                if let Some((_, bdi)) = rig.target(role) {
+                    lab.set_knob(paths, bdi, "max_ratio", percent)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `dirtylimit crosscheck`. Exit 0 on a completed run (or a skip with
 /// `--skip-unavailable`), 3 with `--fail-over-target` when the target is missed.
-pub fn run_crosscheck(args: &CrosscheckArgs) -> Result<ExitCode> {
+pub fn run_crosscheck(args: &CrosscheckOptions) -> Result<ExitCode> {
     if args.settle >= args.phase {
         return Err(ObserveError::Usage(String::from(
             "--settle must be shorter than --phase",
@@ -509,79 +700,23 @@ pub fn run_crosscheck(args: &CrosscheckArgs) -> Result<ExitCode> {
     }
 }
 
-fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result<(String, bool)> {
+fn experiment(
+    lab: &mut Lab,
+    args: &CrosscheckOptions,
+    env: &Environment,
+) -> Result<(String, bool)> {
     let paths = KernelPaths::host();
-    let image = args.image_mib.max(64) * MIB;
-    let file_size = image / 2;
-    // Two loop devices with ext4.
-    let mut loop_fs = |name: &str| -> Result<(PathBuf, String, String)> {
-        let img = lab.image(&format!("{name}.img"), image)?;
-        let dev = lab.attach_loop(&img)?;
-        lab.mkfs_ext4(&dev)?;
-        let dir = lab.subdir(name)?;
-        lab.mount(&dev, &dir)?;
-        let bdi = lab::bdi_of(&dir)?;
-        signal::check()?;
-        Ok((dir, dev, bdi))
-    };
-    let (dir_a, dev_a, bdi_a) = loop_fs("a")?;
-    let (dir_b, dev_b, bdi_b) = loop_fs("b")?;
-    let mut labels = Labels::default();
-    labels.set(&bdi_a, &format!("A {}", dev_a.trim_start_matches("/dev/")));
-    labels.set(&bdi_b, &format!("B {}", dev_b.trim_start_matches("/dev/")));
-    let mut roles = vec![
-        (
-            bdi_a.clone(),
-            format!("A {}", dev_a.trim_start_matches("/dev/")),
-        ),
-        (
-            bdi_b.clone(),
-            format!("B {}", dev_b.trim_start_matches("/dev/")),
-        ),
-    ];
-
-    // FUSE beside them, when usable.
-    let mut fuse: Option<(PathBuf, String)> = None;
-    match &env.fuse {
-        Ok(()) => {
-            let dir = lab.subdir("fuse")?;
-            lab.mount_fuse(&dir, args.fuse_server_rate * MIB)?;
-            let bdi = lab::bdi_of(&dir)?;
-            labels.set(&bdi, "FUSE sink");
-            roles.push((bdi.clone(), String::from("FUSE sink")));
-            fuse = Some((dir, bdi));
-        }
-        Err(why) => println!("crosscheck: no FUSE phase: {why}"),
-    }
-    if args.dirty_mib > 0 {
-        lab.set_dirty_bytes(args.dirty_mib * MIB, args.background_mib * MIB)?;
-    }
-    // Let the setup's writeback (mkfs, journal) finish before the baseline.
-    let _ = lab::run_cmd("sync", std::iter::empty::<&str>());
-
-    let lowered = format!("A max_ratio→{}%", args.lowered_max_ratio);
-    let mut phase_names = vec![
-        String::from("idle"),
-        String::from("A alone"),
-        String::from("A+B"),
-        lowered,
-    ];
-    if fuse.is_some() {
-        phase_names.push(String::from("B+FUSE"));
-    }
-    let n_phases = phase_names.len();
+    let (rig, mut labels) = set_up(lab, args, env)?;
+    let roles = &rig.roles;
+    let plan = phases(args, rig.fuse.is_some());
+    let phase_names: Vec<String> = plan.iter().map(|p| p.name.clone()).collect();
+    let n_phases = plan.len();
     let base = args.baseline.as_secs_f64();
     let plen = args.phase.as_secs_f64();
-    // When each phase after `idle` begins, and what happens then.
-    let mut schedule: Vec<(f64, Action)> = vec![
-        (base, Action::StartA),
-        (base + plen, Action::StartB),
-        (base + 2.0 * plen, Action::LowerA),
-    ];
-    if fuse.is_some() {
-        schedule.push((base + 3.0 * plen, Action::StopAStartFuse));
-    }
-    schedule.push((base + (n_phases - 1) as f64 * plen, Action::End));
+    // Phase i >= 1 begins at base + (i - 1)·plen; the run ends one phase
+    // length after the last one began.
+    let begins = |i: usize| base + (i - 1) as f64 * plen;
+    let end = begins(n_phases);
 
     let mut csv = match &args.csv {
         Some(p) => Some(CsvRecord::create(p)?),
@@ -590,18 +725,10 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     let mut obs: Vec<Obs> = Vec::new();
     let mut phase = 0usize;
     let mut phase_start = 0.0f64;
-    let mut next = 0usize;
     let mut captured = false;
-    let roles_map: BTreeMap<String, String> = roles.iter().cloned().collect();
-    let a_file = dir_a.join("data");
-    let b_file = dir_b.join("data");
     println!(
-        "crosscheck: A = {dev_a} (bdi {bdi_a}) at {} MiB/s, B = {dev_b} (bdi {bdi_b}) at {} MiB/s{}; {} phases of {:.0} s",
-        args.rate_a,
-        args.rate_b,
-        fuse.as_ref()
-            .map(|(_, b)| format!(", FUSE sink (bdi {b}) at {} MiB/s", args.rate_fuse))
-            .unwrap_or_default(),
+        "crosscheck: {}; {} phases of {:.0} s",
+        rig.describe(args),
         n_phases - 1,
         plen
     );
@@ -640,7 +767,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     thresh: r.thresh,
                     kernel: r.kernel,
                     linux: r.linux,
-                    redis: r.redis,
+                    redistribute: r.redistribute,
                     rel_err: r.rel_err(),
                     band_err: r.band_err(),
                     active: r.active(),
@@ -648,7 +775,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
             }
             if !args.quiet {
                 let mut line = format!("[{pname:>14}] t={t:6.1}s");
-                for (bdi, role) in &roles {
+                for (bdi, role) in roles {
                     if let Some(r) = rows.iter().find(|r| &r.name == bdi) {
                         line.push_str(&format!(
                             "  {}: {:.1}/{:.1} MiB {}",
@@ -665,7 +792,7 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     "  unused k/m/r {}/{}/{}",
                     pct(sum.unused_kernel),
                     pct(sum.unused_linux),
-                    pct(sum.unused_redis)
+                    pct(sum.unused_redistribute)
                 ));
                 println!("{line}");
             }
@@ -675,37 +802,14 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
                     captured = true;
                 }
             }
-            // Actions due by now.
-            while let Some(&(at, action)) = schedule.get(next) {
-                if t + 1e-9 < at {
-                    break;
-                }
-                next += 1;
-                match action {
-                    Action::StartA => {
-                        lab.start_writer("A", &a_file, file_size, args.rate_a * MIB)?
-                    }
-                    Action::StartB => {
-                        lab.start_writer("B", &b_file, file_size, args.rate_b * MIB)?
-                    }
-                    Action::LowerA => {
-                        lab.set_knob(&paths, &bdi_a, "max_ratio", args.lowered_max_ratio)?
-                    }
-                    Action::StopAStartFuse => {
-                        lab.stop_writer("A")?;
-                        if let Some((dir, _)) = &fuse {
-                            lab.start_writer(
-                                "FUSE",
-                                &dir.join(super::fusefs::DATA_NAME),
-                                file_size,
-                                args.rate_fuse * MIB,
-                            )?;
-                        }
-                    }
-                    Action::End => return Ok(Flow::Stop),
-                }
+            // The phases due by now.
+            while phase + 1 < n_phases && t + 1e-9 >= begins(phase + 1) {
                 phase += 1;
                 phase_start = t;
+                run_phase(lab, &rig, &paths, &plan[phase])?;
+            }
+            if t + 1e-9 >= end {
+                return Ok(Flow::Stop);
             }
             Ok(Flow::Continue)
         },
@@ -737,8 +841,24 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
         }
     }
 
+    let (table, met) = report(&obs, &phase_names, roles, &paths, args);
+    let _ = std::io::stdout().flush();
+    Ok((table, met))
+}
+
+/// Scores the experiment's bdis, plus any other bdi that wrote back during the run, and
+/// one aggregate line for the idle bdis at their floor: the Markdown table and whether
+/// every experiment bdi met the target in every phase.
+fn report(
+    obs: &[Obs],
+    phase_names: &[String],
+    roles: &[(String, String)],
+    paths: &KernelPaths,
+    args: &CrosscheckOptions,
+) -> (String, bool) {
+    let roles_map: BTreeMap<String, String> = roles.iter().cloned().collect();
     // Score the experiment's bdis, plus any other bdi that wrote back during the run.
-    let mut score_roles = roles.clone();
+    let mut score_roles = roles.to_vec();
     let mut others: Vec<String> = obs
         .iter()
         .filter(|o| o.written > 0 && !roles_map.contains_key(&o.bdi))
@@ -749,12 +869,12 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
     for o in &others {
         score_roles.push((
             o.clone(),
-            format!("other {}", sysfs::describe_bdi(&paths, o)),
+            format!("other {}", sysfs::describe_bdi(paths, o)),
         ));
     }
     let (results, phases) = score(
-        &obs,
-        &phase_names,
+        obs,
+        phase_names,
         &score_roles,
         args.settle.as_secs_f64(),
         args.interval.as_secs_f64(),
@@ -779,6 +899,5 @@ fn experiment(lab: &mut Lab, args: &CrosscheckArgs, env: &Environment) -> Result
             idle_errs.len()
         );
     }
-    let _ = std::io::stdout().flush();
-    Ok((table, met))
+    (table, met)
 }

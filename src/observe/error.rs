@@ -9,6 +9,7 @@ use std::string::String;
 use super::parse::ParseError;
 
 #[derive(Debug)]
+/// Why `observe`, `crosscheck` or `replay` failed.
 pub enum ObserveError {
     /// The command needs root (debugfs, the bdi knobs, losetup, mount).
     NotRoot(String),
@@ -16,22 +17,30 @@ pub enum ObserveError {
     NoDebugfs(String),
     /// Reading or writing a file failed.
     Io {
+        /// What was being read or written.
         what: String,
+        /// What the OS said.
         source: io::Error,
     },
     /// A kernel file did not have the expected format.
     Parse {
+        /// Which file.
         what: String,
+        /// What was wrong in it.
         source: ParseError,
     },
     /// The core rejected something (e.g. a knob value it considers invalid).
     Model {
+        /// What was being applied.
         what: String,
+        /// The core's reason.
         source: String,
     },
     /// An external command (losetup, mkfs.ext4, mount, …) failed or is missing.
     Command {
+        /// The command.
         cmd: String,
+        /// Its exit status and output.
         detail: String,
     },
     /// Stopped by Ctrl-C / SIGTERM.
@@ -40,10 +49,12 @@ pub enum ObserveError {
     Unavailable(String),
     /// Bad user input (arguments).
     Usage(String),
+    /// Anything else, as text.
     Other(String),
 }
 
 impl ObserveError {
+    /// A failed I/O operation on `what`.
     pub fn io(what: impl Into<String>, source: io::Error) -> Self {
         ObserveError::Io {
             what: what.into(),
@@ -51,6 +62,7 @@ impl ObserveError {
         }
     }
 
+    /// A failed I/O operation, `verb` (reading, writing, …) on `path`.
     pub fn io_path(verb: &str, path: &Path, source: io::Error) -> Self {
         ObserveError::Io {
             what: format!("{verb} {}", path.display()),
@@ -58,6 +70,7 @@ impl ObserveError {
         }
     }
 
+    /// A kernel file `what` that could not be parsed.
     pub fn parse(what: impl Into<String>, source: ParseError) -> Self {
         ObserveError::Parse {
             what: what.into(),
@@ -93,4 +106,5 @@ impl std::error::Error for ObserveError {
     }
 }
 
+/// The result of the observe commands.
 pub type Result<T, E = ObserveError> = std::result::Result<T, E>;

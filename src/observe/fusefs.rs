@@ -54,6 +54,7 @@ pub struct SinkFs {
 }
 
 impl SinkFs {
+    /// A sink that accepts `rate_bytes_per_s` (0: as fast as it can), counting into `stats`.
     pub fn new(rate_bytes_per_s: u64, stats: Arc<SinkStats>) -> Self {
         SinkFs {
             size: AtomicU64::new(0),
@@ -289,7 +290,9 @@ impl Filesystem for SinkFs {
 /// A mounted [`SinkFs`]; unmounts (lazily, then joins the server thread) when finished.
 pub struct SinkMount {
     session: Option<fuser::BackgroundSession>,
+    /// What the sink received.
     pub stats: Arc<SinkStats>,
+    /// Where it is mounted.
     pub mountpoint: std::path::PathBuf,
 }
 

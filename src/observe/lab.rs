@@ -83,14 +83,17 @@ pub fn bdi_of(path: &Path) -> Result<String> {
 /// A writer thread: writes `chunk`-sized blocks into one file, wrapping around at
 /// `file_size`, at most `rate` bytes/s (0 = as fast as the kernel lets it).
 pub struct Writer {
+    /// The writer's name (A, B, FUSE).
     pub name: String,
     stop: Arc<AtomicBool>,
+    /// Bytes written so far.
     pub bytes: Arc<AtomicU64>,
     handle: Option<JoinHandle<std::result::Result<(), String>>>,
     error: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
+    /// Starts a thread writing `path` (wrapping at `file_size`) at `rate` bytes/s.
     pub fn spawn(name: &str, path: &Path, file_size: u64, rate: u64) -> Result<Writer> {
         let mut file = OpenOptions::new()
             .create(true)
@@ -202,8 +205,10 @@ enum Undo {
 
 /// The experiment's resources.
 pub struct Lab {
+    /// The directory for images and mount points.
     pub dir: PathBuf,
     undo: Vec<Undo>,
+    /// Say what is set up and torn down.
     pub verbose: bool,
 }
 

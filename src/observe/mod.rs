@@ -1,4 +1,4 @@
-//! `dirtylimit observe` / `crosscheck`: the model against the running kernel (issue 6). std only.
+//! `dirtylimit observe` / `crosscheck`: the model against the running kernel. std only.
 //!
 //! * [`parse`]: the kernel's text formats (`/proc/vmstat`, debugfs bdi `stats`/`wb_stats`,
 //!   the `/sys/class/bdi/*/` knobs).
@@ -9,6 +9,7 @@
 //! * [`crosscheck`]: `dirtylimit crosscheck` (loop devices, FUSE, writers in phases, scoring),
 //!   with [`lab`] (resources and their cleanup), [`fusefs`] (the FUSE test server) and
 //!   [`signal`] (Ctrl-C/SIGTERM).
+//! * [`replay`]: a `crosscheck` recording re-run in the simulator, side by side.
 //! * [`trace`]: the kernel's period boundaries from the `timer:timer_expire_entry` tracepoint.
 
 pub mod crosscheck;
@@ -17,11 +18,12 @@ pub mod fusefs;
 pub mod lab;
 pub mod model;
 pub mod parse;
+pub mod replay;
 pub mod run;
 pub mod signal;
 pub mod sysfs;
 pub mod trace;
 
-pub use crosscheck::{run_crosscheck, CrosscheckArgs};
+pub use crosscheck::{run_crosscheck, CrosscheckOptions};
 pub use error::{ObserveError, Result};
-pub use run::{run_observe, ObserveArgs};
+pub use run::{run_observe, ObserveOptions};

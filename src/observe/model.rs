@@ -4,7 +4,7 @@
 //!
 //! * `linux`: policy `Linux`, `bytes_mode = LinuxSnapshot`, `idle_floor = true`, 3 s periods in
 //!   milliseconds: the model of the running kernel (6.13+);
-//! * `redis`: policy `Redistribute` with the same inputs: the counterfactual.
+//! * `redistribute`: policy `Redistribute` with the same inputs: the counterfactual.
 //!
 //! Each [`Sample`] brings, per bdi, the cumulative `BdiWritten` (writeback completions,
 //! `WB_WRITTEN`), the knobs and the kernel's `BdiDirtyThresh`/`DirtyThresh`. The increase of
@@ -59,7 +59,8 @@ use super::sysfs::Sample;
 use crate::bdi::{Bdi, BdiId};
 use crate::domain::{Domain, DomainConfig};
 use crate::flex_proportions::Fraction;
-use crate::policy::{BytesMode, Policy};
+use crate::period::DEFAULT_PERIOD_MS;
+use crate::policy::Policy;
 
 use super::trace::Warp;
 
@@ -85,7 +86,7 @@ pub struct TrackerConfig {
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
-            period_ms: 3000,
+            period_ms: DEFAULT_PERIOD_MS,
             slices: 32,
             seed_from_kernel: false,
             idle_floor: true,
@@ -93,30 +94,10 @@ impl Default for TrackerConfig {
     }
 }
 
-/// The domain configuration of the kernel model.
-pub fn linux_config(period_ms: u64) -> DomainConfig {
-    DomainConfig {
-        policy: Policy::Linux,
-        bytes_mode: BytesMode::LinuxSnapshot,
-        idle_floor: true,
-        period_len: period_ms,
-    }
-}
-
-/// The domain configuration of the counterfactual.
-pub fn redistribute_config(period_ms: u64) -> DomainConfig {
-    DomainConfig {
-        policy: Policy::Redistribute,
-        bytes_mode: BytesMode::Resolve,
-        idle_floor: true,
-        period_len: period_ms,
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Tracked {
     linux: BdiId,
-    redis: BdiId,
+    redistribute: BdiId,
     /// `BdiWritten` at the previous sample, pages.
     last_written: u64,
     knobs: Option<(u32, u32, bool)>,
@@ -129,11 +110,15 @@ struct Tracked {
 /// One bdi's line of a step: the kernel's numbers and the model's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BdiRow {
+    /// The bdi (`major:minor`).
     pub name: String,
     /// Pages completed since the previous sample (fed to the model).
     pub written: u64,
+    /// Its `min_ratio_fine` (ppm).
     pub min_ratio_fine: u64,
+    /// Its `max_ratio_fine` (ppm).
     pub max_ratio_fine: u64,
+    /// Its `strict_limit`.
     pub strict_limit: bool,
     /// `DirtyThresh` this bdi's stats reported (pages).
     pub thresh: u64,
@@ -145,13 +130,15 @@ pub struct BdiRow {
     pub linux: u64,
     /// The `Linux` model at the vmstat reads before and after (the measurement band).
     pub linux_lo: u64,
+    /// The model's threshold at the dirty count read after the stats file.
     pub linux_hi: u64,
     /// The `Redistribute` counterfactual (pages).
-    pub redis: u64,
+    pub redistribute: u64,
     /// The model's completion fraction (`Linux` policy).
     pub fraction: Fraction,
     /// Samples this bdi has been tracked (0 on the first).
     pub age: u64,
+    /// Number of `bdi_writeback`s (cgroup writeback), when known.
     pub wb_count: Option<usize>,
     /// Completed writeback within the last two periods (6 s; bursty writers, like a disk
     /// flushed by other processes, complete a batch every few seconds).
@@ -202,7 +189,8 @@ pub struct StepSummary {
     pub unused_kernel: Option<f64>,
     /// The same for the `Linux` model and the `Redistribute` counterfactual.
     pub unused_linux: Option<f64>,
-    pub unused_redis: Option<f64>,
+    /// The counterfactual's unused share.
+    pub unused_redistribute: Option<f64>,
     /// Model period deadline (ms since start), for the record.
     pub period_deadline: Option<u64>,
 }
@@ -211,7 +199,7 @@ pub struct StepSummary {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Inferred {
     linux: BdiId,
-    redis: BdiId,
+    redistribute: BdiId,
     f: f64,
     /// Read off the threshold (`false`: a share of the remainder given to a bdi at its floor).
     visible: bool,
@@ -224,7 +212,7 @@ const SEED_TRIES: u32 = 40;
 pub struct Tracker<'a> {
     cfg: TrackerConfig,
     linux: Domain<'a>,
-    redis: Domain<'a>,
+    redistribute: Domain<'a>,
     bdis: BTreeMap<String, Tracked>,
     last_ms: Option<u64>,
     /// When set, the model's periods follow the kernel's observed `writeout_period()` runs.
@@ -242,23 +230,25 @@ fn model_err(what: String, e: crate::error::Error) -> ObserveError {
 }
 
 impl<'a> Tracker<'a> {
-    /// `linux_slots` and `redis_slots` bound the number of bdis (use the same length).
-    pub fn new(linux_slots: &'a mut [Bdi], redis_slots: &'a mut [Bdi], cfg: TrackerConfig) -> Self {
+    /// `linux_slots` and `redistribute_slots` bound the number of bdis (use the same length).
+    pub fn new(
+        linux_slots: &'a mut [Bdi],
+        redistribute_slots: &'a mut [Bdi],
+        cfg: TrackerConfig,
+    ) -> Self {
         Tracker {
             cfg,
             linux: Domain::new(
                 linux_slots,
-                DomainConfig {
-                    idle_floor: cfg.idle_floor,
-                    ..linux_config(cfg.period_ms)
-                },
+                DomainConfig::new(Policy::Linux)
+                    .with_period_len(cfg.period_ms)
+                    .with_idle_floor(cfg.idle_floor),
             ),
-            redis: Domain::new(
-                redis_slots,
-                DomainConfig {
-                    idle_floor: cfg.idle_floor,
-                    ..redistribute_config(cfg.period_ms)
-                },
+            redistribute: Domain::new(
+                redistribute_slots,
+                DomainConfig::new(Policy::Redistribute)
+                    .with_period_len(cfg.period_ms)
+                    .with_idle_floor(cfg.idle_floor),
             ),
             bdis: BTreeMap::new(),
             last_ms: None,
@@ -278,12 +268,14 @@ impl<'a> Tracker<'a> {
         self.warp.is_some()
     }
 
+    /// The `Linux` model's domain.
     pub fn linux(&self) -> &Domain<'a> {
         &self.linux
     }
 
+    /// The `Redistribute` counterfactual's domain.
     pub fn redistribute(&self) -> &Domain<'a> {
-        &self.redis
+        &self.redistribute
     }
 
     fn sync_bdis(&mut self, s: &Sample) -> Result<()> {
@@ -296,7 +288,7 @@ impl<'a> Tracker<'a> {
         for n in gone {
             if let Some(t) = self.bdis.remove(&n) {
                 let _ = self.linux.remove_bdi(t.linux);
-                let _ = self.redis.remove_bdi(t.redis);
+                let _ = self.redistribute.remove_bdi(t.redistribute);
             }
         }
         for b in &s.bdis {
@@ -310,7 +302,7 @@ impl<'a> Tracker<'a> {
                 )
             };
             let l = self.linux.add_bdi().map_err(full)?;
-            let r = match self.redis.add_bdi() {
+            let r = match self.redistribute.add_bdi() {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = self.linux.remove_bdi(l);
@@ -321,7 +313,7 @@ impl<'a> Tracker<'a> {
                 b.name.clone(),
                 Tracked {
                     linux: l,
-                    redis: r,
+                    redistribute: r,
                     last_written: b.stats.written_pages(),
                     knobs: None,
                     age: 0,
@@ -356,14 +348,14 @@ impl<'a> Tracker<'a> {
                 };
                 let cur_min = self.linux.min_ratio_fine(t.linux).unwrap_or(0);
                 let cur_max = self.linux.max_ratio_fine(t.linux).unwrap_or(1_000_000);
-                let (l, r) = (t.linux, t.redis);
+                let (l, r) = (t.linux, t.redistribute);
                 let ctx = |what: &str| format!("applying {what} of bdi {name} to the model");
                 match pass {
                     0 if u64::from(*min) < cur_min => {
                         self.linux
                             .set_min_ratio_fine(l, *min)
                             .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
-                        self.redis
+                        self.redistribute
                             .set_min_ratio_fine(r, *min)
                             .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
                     }
@@ -371,7 +363,7 @@ impl<'a> Tracker<'a> {
                         self.linux
                             .set_max_ratio_fine(l, *max)
                             .map_err(|e| model_err(ctx("max_ratio_fine"), e))?;
-                        self.redis
+                        self.redistribute
                             .set_max_ratio_fine(r, *max)
                             .map_err(|e| model_err(ctx("max_ratio_fine"), e))?;
                     }
@@ -380,14 +372,14 @@ impl<'a> Tracker<'a> {
                             self.linux
                                 .set_min_ratio_fine(l, *min)
                                 .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
-                            self.redis
+                            self.redistribute
                                 .set_min_ratio_fine(r, *min)
                                 .map_err(|e| model_err(ctx("min_ratio_fine"), e))?;
                         }
                         self.linux
                             .set_strict_limit(l, *strict)
                             .map_err(|e| model_err(ctx("strict_limit"), e))?;
-                        self.redis
+                        self.redistribute
                             .set_strict_limit(r, *strict)
                             .map_err(|e| model_err(ctx("strict_limit"), e))?;
                     }
@@ -438,7 +430,7 @@ impl<'a> Tracker<'a> {
             } else {
                 at_floor.push(Inferred {
                     linux: t.linux,
-                    redis: t.redis,
+                    redistribute: t.redistribute,
                     f: ((floor - min) / pool).clamp(0.0, 1.0),
                     visible: false,
                 });
@@ -446,7 +438,7 @@ impl<'a> Tracker<'a> {
             };
             known.push(Inferred {
                 linux: t.linux,
-                redis: t.redis,
+                redistribute: t.redistribute,
                 f: f.clamp(0.0, 1.0),
                 visible,
             });
@@ -507,14 +499,36 @@ impl<'a> Tracker<'a> {
 
     /// [`Tracker::step`] with the kernel's period boundaries (seconds since the sampler's
     /// start) observed since the previous step; used after [`Tracker::follow_kernel_periods`].
+    ///
+    /// In order: the completions since the previous sample, the bdis and their knobs, the
+    /// threshold, the seeding from the kernel's state, the period clock on the kernel's
+    /// grid, the completions fed in slices, and the rows.
     pub fn step_with_boundaries(
         &mut self,
         s: &Sample,
         boundaries: &[f64],
     ) -> Result<(Vec<BdiRow>, StepSummary)> {
         let now = u64::try_from(s.t.as_millis()).unwrap_or(u64::MAX);
-        // Completions since the previous sample (bdis new in this sample have none yet).
-        let mut deltas: Vec<(BdiId, BdiId, u64)> = Vec::new();
+        let deltas = self.take_deltas(s, now);
+        self.sync_bdis(s)?;
+        self.apply_knobs(s)?;
+        let thresh = s.dirty_thresh().unwrap_or(0);
+        self.linux.update_dirty_limit(thresh);
+        self.redistribute.update_dirty_limit(thresh);
+        let seed = self.seed(s, boundaries, &deltas);
+        let start = self.last_ms.unwrap_or(now).min(now);
+        self.follow_boundaries(boundaries);
+        self.feed(start, now, &seed, &deltas);
+        self.last_ms = Some(now);
+        let rows = self.rows(s, now, &deltas);
+        let summary = summarize(&rows, thresh, self.linux.period_deadline());
+        Ok((rows, summary))
+    }
+
+    /// Completions since the previous sample, per tracked bdi (bdis new in this sample have
+    /// none yet): `(linux id, redistribute id, pages)`.
+    fn take_deltas(&mut self, s: &Sample, now: u64) -> Vec<(BdiId, BdiId, u64)> {
+        let mut deltas = Vec::new();
         for b in &s.bdis {
             if let Some(t) = self.bdis.get_mut(&b.name) {
                 let w = b.stats.written_pages();
@@ -522,28 +536,31 @@ impl<'a> Tracker<'a> {
                 let d = w.saturating_sub(t.last_written);
                 t.last_written = w;
                 if d > 0 {
-                    deltas.push((t.linux, t.redis, d));
+                    deltas.push((t.linux, t.redistribute, d));
                     t.last_write_ms = Some(now);
                 }
             }
         }
-        self.sync_bdis(s)?;
-        self.apply_knobs(s)?;
-        let thresh = s.dirty_thresh().unwrap_or(0);
-        self.linux.update_dirty_limit(thresh);
-        self.redis.update_dirty_limit(thresh);
+        deltas
+    }
 
-        // Seeding: wait for an interval with completions and no kernel period boundary, read
-        // the kernel's global count off the fractions' response, then top the model's counts
-        // up to the kernel's fractions of the previous sample.
-        let mut seed: Vec<(BdiId, BdiId, u64)> = Vec::new();
+    /// Seeding: wait for an interval with completions and no kernel period boundary, read
+    /// the kernel's global count off the fractions' response, then top the model's counts
+    /// up to the kernel's fractions of the previous sample. Returns the counts to add.
+    fn seed(
+        &mut self,
+        s: &Sample,
+        boundaries: &[f64],
+        deltas: &[(BdiId, BdiId, u64)],
+    ) -> Vec<(BdiId, BdiId, u64)> {
+        let mut seed = Vec::new();
         if self.cfg.seed_from_kernel && self.last_ms.is_none() {
             self.pending_seed = Some((self.infer_fractions(s), 0));
         } else if let Some((before, tries)) = self.pending_seed.take() {
             let after = self.infer_fractions(s);
             let clean = self.warp.is_none() || boundaries.is_empty();
             let g = if clean {
-                Self::estimate_global(&before, &after, &deltas)
+                Self::estimate_global(&before, &after, deltas)
             } else {
                 None
             };
@@ -553,7 +570,7 @@ impl<'a> Tracker<'a> {
                         let have = self.linux.fraction(b.linux).numerator;
                         let want = (b.f * g).round() as u64;
                         if want > have {
-                            seed.push((b.linux, b.redis, want - have));
+                            seed.push((b.linux, b.redistribute, want - have));
                         }
                     }
                 }
@@ -561,21 +578,39 @@ impl<'a> Tracker<'a> {
                 None => {}
             }
         }
-        let start = self.last_ms.unwrap_or(now).min(now);
-        if let Some(w) = self.warp.as_mut() {
-            w.push(boundaries);
-            // A stopped model clock is re-armed on the kernel's grid (its first deadline is
-            // the next kernel boundary), not at the next completion.
-            let base = w.base();
-            for (dom, id) in [
-                (&mut self.linux, self.bdis.values().next().map(|t| t.linux)),
-                (&mut self.redis, self.bdis.values().next().map(|t| t.redis)),
-            ] {
-                if let (None, Some(id)) = (dom.period_deadline(), id) {
-                    dom.writeout_inc(id, 0, base);
-                }
+        seed
+    }
+
+    /// Records the kernel's boundaries; a stopped model clock is re-armed on the kernel's
+    /// grid (its first deadline is the next kernel boundary), not at the next completion.
+    fn follow_boundaries(&mut self, boundaries: &[f64]) {
+        let Some(w) = self.warp.as_mut() else {
+            return;
+        };
+        w.push(boundaries);
+        let base = w.base();
+        for (dom, id) in [
+            (&mut self.linux, self.bdis.values().next().map(|t| t.linux)),
+            (
+                &mut self.redistribute,
+                self.bdis.values().next().map(|t| t.redistribute),
+            ),
+        ] {
+            if let (None, Some(id)) = (dom.period_deadline(), id) {
+                dom.writeout_inc(id, 0, base);
             }
         }
+    }
+
+    /// Feeds the seed at `start`, then the interval's completions in slices up to `now`
+    /// (each on the model's clock), so that aging and capped adds see them interleaved.
+    fn feed(
+        &mut self,
+        start: u64,
+        now: u64,
+        seed: &[(BdiId, BdiId, u64)],
+        deltas: &[(BdiId, BdiId, u64)],
+    ) {
         let mut clock = |real: u64| match self.warp.as_mut() {
             Some(w) => w.model_time(real),
             None => real,
@@ -584,28 +619,30 @@ impl<'a> Tracker<'a> {
         let k = u64::from(self.cfg.slices.max(1));
         if !seed.is_empty() {
             let at = clock(start);
-            for (l, r, n) in seed {
+            for &(l, r, n) in seed {
                 self.linux.writeout_inc(l, n, at);
-                self.redis.writeout_inc(r, n, at);
+                self.redistribute.writeout_inc(r, n, at);
             }
         }
         for j in 0..k {
             let at = clock(start + span * (j + 1) / k);
             self.linux.tick(at);
-            self.redis.tick(at);
-            for &(l, r, d) in &deltas {
+            self.redistribute.tick(at);
+            for &(l, r, d) in deltas {
                 let part = d * (j + 1) / k - d * j / k;
                 if part > 0 {
                     self.linux.writeout_inc(l, part, at);
-                    self.redis.writeout_inc(r, part, at);
+                    self.redistribute.writeout_inc(r, part, at);
                 }
             }
         }
         let at = clock(now);
         self.linux.tick(at);
-        self.redis.tick(at);
-        self.last_ms = Some(now);
+        self.redistribute.tick(at);
+    }
 
+    /// One row per tracked bdi of the sample, in the sample's order.
+    fn rows(&mut self, s: &Sample, now: u64, deltas: &[(BdiId, BdiId, u64)]) -> Vec<BdiRow> {
         let mut rows = Vec::with_capacity(s.bdis.len());
         for b in &s.bdis {
             let Some(t) = self.bdis.get_mut(&b.name) else {
@@ -630,7 +667,7 @@ impl<'a> Tracker<'a> {
                 linux: self.linux.wb_thresh(t.linux, th, dirty),
                 linux_lo: self.linux.wb_thresh(t.linux, th, b.dirty_before),
                 linux_hi: self.linux.wb_thresh(t.linux, th, b.dirty_after),
-                redis: self.redis.wb_thresh(t.redis, th, dirty),
+                redistribute: self.redistribute.wb_thresh(t.redistribute, th, dirty),
                 fraction: self.linux.fraction(t.linux),
                 age: t.age,
                 wb_count: b.wb_count,
@@ -640,8 +677,7 @@ impl<'a> Tracker<'a> {
             });
             t.age += 1;
         }
-        let summary = summarize(&rows, thresh, self.linux.period_deadline());
-        Ok((rows, summary))
+        rows
     }
 }
 
@@ -660,7 +696,7 @@ pub fn summarize(rows: &[BdiRow], thresh: u64, period_deadline: Option<u64>) -> 
         active: active.iter().map(|r| r.name.clone()).collect(),
         unused_kernel: unused(&|r| r.kernel),
         unused_linux: unused(&|r| r.linux),
-        unused_redis: unused(&|r| r.redis),
+        unused_redistribute: unused(&|r| r.redistribute),
         period_deadline,
     }
 }

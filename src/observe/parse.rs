@@ -22,7 +22,9 @@ use std::vec::Vec;
 /// A parse failure: which line (1-based; 0 = the whole text) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// 1-based line.
     pub line: usize,
+    /// What is wrong.
     pub msg: String,
 }
 
@@ -60,10 +62,12 @@ pub fn kb_to_pages(kb: u64) -> u64 {
 /// The counters of `/proc/vmstat`, by name, in pages (or events).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VmStat {
+    /// Every `name value` pair.
     pub fields: BTreeMap<String, u64>,
 }
 
 impl VmStat {
+    /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<u64> {
         self.fields.get(name).copied()
     }
@@ -217,25 +221,34 @@ pub struct BdiStats {
     pub written_kb: u64,
     /// `BdiWriteBandwidth` (kBps).
     pub write_bandwidth_kbps: u64,
+    /// `b_dirty`: inodes on the dirty list.
     pub b_dirty: u64,
+    /// `b_io`: inodes queued for writeback.
     pub b_io: u64,
+    /// `b_more_io`: inodes requeued.
     pub b_more_io: u64,
+    /// `b_dirty_time`: inodes with only timestamps dirty.
     pub b_dirty_time: u64,
+    /// `bdi_list`: whether the bdi is registered.
     pub bdi_list: u64,
     /// `state` (printed in hex).
     pub state: u64,
 }
 
 impl BdiStats {
+    /// `BdiDirtyThresh` in pages.
     pub fn bdi_dirty_thresh_pages(&self) -> u64 {
         kb_to_pages(self.bdi_dirty_thresh_kb)
     }
+    /// `DirtyThresh` in pages.
     pub fn dirty_thresh_pages(&self) -> u64 {
         kb_to_pages(self.dirty_thresh_kb)
     }
+    /// `BackgroundThresh` in pages.
     pub fn background_thresh_pages(&self) -> u64 {
         kb_to_pages(self.background_thresh_kb)
     }
+    /// `BdiWritten` in pages.
     pub fn written_pages(&self) -> u64 {
         kb_to_pages(self.written_kb)
     }
@@ -267,14 +280,20 @@ pub fn parse_bdi_stats(text: &str) -> Result<BdiStats, ParseError> {
 pub struct WbStats {
     /// `WbCgIno`: inode of the wb's memory cgroup (1 = the root wb).
     pub cg_ino: u64,
+    /// `WbWriteback` (kB).
     pub writeback_kb: u64,
+    /// `WbReclaimable` (kB).
     pub reclaimable_kb: u64,
     /// `WbDirtyThresh` (kB): this wb's `wb_calc_thresh()`, for a cgroup wb the min with its
     /// memcg domain's `cgwb_calc_thresh()`.
     pub dirty_thresh_kb: u64,
+    /// `WbDirtied` (kB).
     pub dirtied_kb: u64,
+    /// `WbWritten` (kB).
     pub written_kb: u64,
+    /// `WbWriteBandwidth` (kBps).
     pub write_bandwidth_kbps: u64,
+    /// `WbState` (bits).
     pub state: u64,
 }
 
@@ -337,7 +356,9 @@ pub fn parse_knob(text: &str) -> Result<u64, ParseError> {
 /// (`bdi_get_{min,max}_bytes`). The model therefore uses only the `_fine` values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BdiKnobs {
+    /// `min_ratio` (percent).
     pub min_ratio: u64,
+    /// `max_ratio` (percent).
     pub max_ratio: u64,
     /// `min_ratio_fine` (ppm); on kernels before 6.5 (no `_fine` files) `min_ratio * 10000`.
     pub min_ratio_fine: u64,

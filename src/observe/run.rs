@@ -18,45 +18,35 @@ use super::sysfs::{self, KernelPaths, Sample};
 use super::trace::PeriodTrace;
 use crate::bdi::Bdi;
 
-/// Arguments of `dirtylimit observe`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ObserveArgs {
+/// Options of `dirtylimit observe` (the command line sets them; see `dirtylimit observe --help`).
+#[derive(Debug, Clone)]
+pub struct ObserveOptions {
     /// Seconds between samples (e.g. 1, 0.5).
-    #[arg(long, default_value = "1", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Stop after this many samples (default: until Ctrl-C).
-    #[arg(long)]
     pub count: Option<u64>,
     /// Record every sample (one row per bdi) to this CSV file.
-    #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Show every bdi, also idle ones sitting at the idle floor.
-    #[arg(long)]
     pub all: bool,
     /// Print nothing per sample (with --csv).
-    #[arg(long)]
     pub quiet: bool,
     /// Read the kernel files under this directory instead of `/` (a captured tree).
-    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Model slots: the most bdis the model can track at once.
-    #[arg(long, default_value_t = 256)]
     pub max_bdis: usize,
     /// Slices each interval's completions are spread over when fed to the model.
-    #[arg(long, default_value_t = 32)]
     pub slices: u32,
     /// Do not follow the kernel's period boundaries (tracefs); run the model's own 3 s clock.
-    #[arg(long)]
     pub free_running_periods: bool,
     /// Start the model empty instead of from the kernel's fractions and estimated global
     /// count (see `TrackerConfig::seed_from_kernel`).
-    #[arg(long)]
     pub no_seed: bool,
 }
 
-impl Default for ObserveArgs {
+impl Default for ObserveOptions {
     fn default() -> Self {
-        ObserveArgs {
+        ObserveOptions {
             interval: Duration::from_secs(1),
             count: None,
             csv: None,
@@ -71,24 +61,12 @@ impl Default for ObserveArgs {
     }
 }
 
-/// Parses a positive number of seconds (`1`, `0.25`).
-pub fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
-        return Err(format!(
-            "`{s}`: must be a positive number of seconds (at most a day)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
 /// What the per-sample callback tells the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
+    /// Take the next sample.
     Continue,
+    /// End the loop.
     Stop,
 }
 
@@ -118,8 +96,8 @@ where
     F: FnMut(&Sample, &[BdiRow], &StepSummary) -> Result<Flow>,
 {
     let mut linux_slots = vec![Bdi::EMPTY; max_bdis.max(1)];
-    let mut redis_slots = vec![Bdi::EMPTY; max_bdis.max(1)];
-    let mut tracker = Tracker::new(&mut linux_slots, &mut redis_slots, tracker_cfg);
+    let mut redistribute_slots = vec![Bdi::EMPTY; max_bdis.max(1)];
+    let mut tracker = Tracker::new(&mut linux_slots, &mut redistribute_slots, tracker_cfg);
     let start = Instant::now();
     let mut ptrace = None;
     if periods == Periods::FollowKernel && paths.is_host() {
@@ -166,6 +144,7 @@ pub struct Labels {
 }
 
 impl Labels {
+    /// The label of `bdi` (its device name, read once).
     pub fn get(&mut self, paths: &KernelPaths, bdi: &str) -> String {
         self.map
             .entry(bdi.into())
@@ -173,6 +152,7 @@ impl Labels {
             .clone()
     }
 
+    /// Names `bdi` `label` in the CSV.
     pub fn set(&mut self, bdi: &str, label: &str) {
         self.map.insert(bdi.into(), label.into());
     }
@@ -184,6 +164,7 @@ pub struct CsvRecord {
     path: PathBuf,
 }
 
+/// The header of the CSV `observe --csv` and `crosscheck --csv` write.
 pub const CSV_HEADER: &str =
     "t_s,bdi,device,written_kb,min_ratio_fine,max_ratio_fine,strict_limit,\
 dirty_thresh_kb,dirty_kb,kernel_kb,linux_kb,linux_lo_kb,linux_hi_kb,redistribute_kb,rel_err,\
@@ -198,6 +179,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 impl CsvRecord {
+    /// Creates the CSV file at `path` with its header.
     pub fn create(path: &std::path::Path) -> Result<Self> {
         let f = File::create(path).map_err(|e| ObserveError::io_path("creating", path, e))?;
         let mut out = BufWriter::new(f);
@@ -208,6 +190,7 @@ impl CsvRecord {
         })
     }
 
+    /// Writes one row per bdi of a sample.
     pub fn write_step(
         &mut self,
         t: Duration,
@@ -235,14 +218,14 @@ impl CsvRecord {
                 kb(r.linux),
                 kb(r.linux_lo),
                 kb(r.linux_hi),
-                kb(r.redis),
+                kb(r.redistribute),
                 opt(r.rel_err()),
                 r.fraction.ppm(),
                 u8::from(r.active()),
                 r.wb_count.map(|c| format!("{c}")).unwrap_or_default(),
                 opt(sum.unused_kernel),
                 opt(sum.unused_linux),
-                opt(sum.unused_redis),
+                opt(sum.unused_redistribute),
                 phase,
             )
             .map_err(|e| ObserveError::io_path("writing", &self.path, e))?;
@@ -250,6 +233,7 @@ impl CsvRecord {
         Ok(())
     }
 
+    /// Flushes the file.
     pub fn finish(mut self) -> Result<()> {
         self.out
             .flush()
@@ -286,7 +270,7 @@ pub fn format_step(
         mib(dirty),
         pct(sum.unused_kernel),
         pct(sum.unused_linux),
-        pct(sum.unused_redis),
+        pct(sum.unused_redistribute),
     );
     let _ = writeln!(
         s,
@@ -325,7 +309,7 @@ pub fn format_step(
             mib(r.kernel),
             mib(r.linux),
             err,
-            mib(r.redis),
+            mib(r.redistribute),
             r.fraction.ppm() as f64 / 10_000.0,
         );
     }
@@ -365,7 +349,7 @@ pub fn preflight(paths: &KernelPaths) -> Result<()> {
 }
 
 /// `dirtylimit observe`.
-pub fn run_observe(args: &ObserveArgs) -> Result<()> {
+pub fn run_observe(args: &ObserveOptions) -> Result<()> {
     let paths = match &args.root {
         Some(r) => KernelPaths::at(r),
         None => KernelPaths::host(),

@@ -18,6 +18,7 @@ use super::parse::{self, BdiKnobs, BdiStats, VmStat};
 /// Where the kernel's files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelPaths {
+    /// The directory the kernel's files are read under (`/` on the live system).
     pub root: PathBuf,
 }
 
@@ -38,34 +39,42 @@ impl KernelPaths {
         KernelPaths { root: root.into() }
     }
 
+    /// Whether this is the live system.
     pub fn is_host(&self) -> bool {
         self.root == Path::new("/")
     }
 
+    /// `/proc/vmstat`.
     pub fn vmstat(&self) -> PathBuf {
         self.root.join("proc/vmstat")
     }
 
+    /// The debugfs mount point.
     pub fn debugfs(&self) -> PathBuf {
         self.root.join("sys/kernel/debug")
     }
 
+    /// `<debugfs>/bdi`.
     pub fn debug_bdi_dir(&self) -> PathBuf {
         self.debugfs().join("bdi")
     }
 
+    /// `<debugfs>/bdi/<bdi>/stats`.
     pub fn stats(&self, bdi: &str) -> PathBuf {
         self.debug_bdi_dir().join(bdi).join("stats")
     }
 
+    /// `<debugfs>/bdi/<bdi>/wb_stats`.
     pub fn wb_stats(&self, bdi: &str) -> PathBuf {
         self.debug_bdi_dir().join(bdi).join("wb_stats")
     }
 
+    /// `/sys/class/bdi/<bdi>`.
     pub fn class_bdi(&self, bdi: &str) -> PathBuf {
         self.root.join("sys/class/bdi").join(bdi)
     }
 
+    /// `/sys/class/bdi/<bdi>/<knob>`.
     pub fn knob(&self, bdi: &str, knob: &str) -> PathBuf {
         self.class_bdi(bdi).join(knob)
     }
@@ -217,6 +226,7 @@ pub fn effective_uid() -> Result<u32> {
     ))
 }
 
+/// Whether this process runs as root.
 pub fn is_root() -> bool {
     matches!(effective_uid(), Ok(0))
 }
@@ -295,14 +305,18 @@ pub fn host_page_size_kb() -> Option<u64> {
 /// One bdi in a [`Sample`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BdiSample {
+    /// The bdi (`major:minor`).
     pub name: String,
+    /// Its knobs.
     pub knobs: BdiKnobs,
+    /// Its debugfs `stats`.
     pub stats: BdiStats,
     /// Number of `bdi_writeback`s (cgroup writeback); the model assumes 1.
     pub wb_count: Option<usize>,
     /// Global dirty pages (`nr_dirty + nr_writeback`) read from vmstat right before and right
     /// after this bdi's `stats` file: the kernel's `wb_calc_thresh()` used a value in between.
     pub dirty_before: u64,
+    /// Global dirty + writeback pages read just after its `stats`.
     pub dirty_after: u64,
 }
 
@@ -318,12 +332,16 @@ impl BdiSample {
 /// One reading of everything, at time `t` since the start of observation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
+    /// Time since the sampler started.
     pub t: Duration,
+    /// `/proc/vmstat` at the start of the sample.
     pub vmstat: VmStat,
+    /// Every bdi.
     pub bdis: Vec<BdiSample>,
 }
 
 impl Sample {
+    /// The bdi called `name`.
     pub fn bdi(&self, name: &str) -> Option<&BdiSample> {
         self.bdis.iter().find(|b| b.name == name)
     }

@@ -229,6 +229,7 @@ pub struct Warp {
 }
 
 impl Warp {
+    /// A warp with periods of `period_ms`.
     pub fn new(period_ms: u64) -> Self {
         Warp {
             period_ms: period_ms.max(2),

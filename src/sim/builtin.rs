@@ -3,10 +3,11 @@
 
 use std::vec::Vec;
 
-use super::scenario::{Scenario, ScenarioError};
+use super::scenario::Scenario;
+use super::scenario_file::ScenarioError;
 
 /// Name and TOML text of every built-in scenario, in presentation order.
-pub const BUILTIN: [(&str, &str); 7] = [
+pub const BUILTIN: [(&str, &str); 9] = [
     (
         "fuse-strict-beside-ssd",
         include_str!("scenarios/fuse-strict-beside-ssd.toml"),
@@ -35,6 +36,11 @@ pub const BUILTIN: [(&str, &str); 7] = [
         "fine-max-ratio-fuse",
         include_str!("scenarios/fine-max-ratio-fuse.toml"),
     ),
+    (
+        "idle-system-newcomer",
+        include_str!("scenarios/idle-system-newcomer.toml"),
+    ),
+    ("owner-wakes", include_str!("scenarios/owner-wakes.toml")),
 ];
 
 /// The built-in scenario called `name`, if there is one.

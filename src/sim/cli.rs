@@ -1,48 +1,112 @@
 //! The simulator's commands (`plot`, `simulate`, `scenarios`); `main.rs`
-//! only parses arguments and dispatches here.
+//! parses the arguments and calls these.
 
+use std::fmt;
 use std::format;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::string::{String, ToString};
 use std::time::Instant;
 use std::vec::Vec;
-use std::{eprintln, println};
+use std::{eprint, eprintln, println};
 
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::policy::Policy;
 
-use super::engine::{policy_name, run, POLICIES};
+use super::engine::{run, SimError};
 use super::record::{metrics, Metrics, Recording};
 use super::report::{table, write_metrics_csv, write_timeseries};
 use super::scenario::Scenario;
+use super::scenario_file::ScenarioError;
 use super::{all_builtin, builtin, plot, BUILTIN};
 
+/// Why a simulator command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// A scenario file (or built-in scenario) was rejected.
+    Scenario(ScenarioError),
+    /// A name that is neither a built-in scenario nor a file.
+    UnknownScenario(String),
+    /// The core rejected a setting during a run.
+    Run(SimError),
+    /// A file could not be written (or the output directory made).
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Figures could not be drawn (no font, or a plotting error).
+    Plot(String),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Scenario(e) => write!(f, "{e}"),
+            CliError::UnknownScenario(name) => write!(
+                f,
+                "{name:?} is neither a built-in scenario nor a file (built-in: {})",
+                BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            CliError::Run(e) => write!(f, "{e}"),
+            CliError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            CliError::Plot(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CliError::Scenario(e) => Some(e),
+            CliError::Run(e) => Some(e),
+            CliError::Io { source, .. } => Some(source),
+            CliError::UnknownScenario(_) | CliError::Plot(_) => None,
+        }
+    }
+}
+
+impl From<ScenarioError> for CliError {
+    fn from(e: ScenarioError) -> Self {
+        CliError::Scenario(e)
+    }
+}
+
+impl From<SimError> for CliError {
+    fn from(e: SimError) -> Self {
+        CliError::Run(e)
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Finds a scenario: a built-in name, or else a TOML file path.
-pub fn load_scenario(arg: &str) -> Result<Scenario, String> {
+pub fn load_scenario(arg: &str) -> Result<Scenario, CliError> {
     if let Some(sc) = builtin(arg) {
-        return sc.map_err(|e| e.to_string());
+        return Ok(sc?);
     }
     let path = Path::new(arg);
     if path.exists() {
-        return Scenario::from_file(path).map_err(|e| e.to_string());
+        return Ok(Scenario::from_file(path)?);
     }
-    Err(format!(
-        "{arg:?} is neither a built-in scenario nor a file (built-in: {})",
-        BUILTIN
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+    Err(CliError::UnknownScenario(arg.into()))
 }
 
 fn policies(only: Option<Policy>) -> Vec<Policy> {
     match only {
         Some(p) => std::vec![p],
-        None => POLICIES.to_vec(),
+        None => Policy::ALL.to_vec(),
     }
 }
 
@@ -50,14 +114,14 @@ fn run_all(
     sc: &Scenario,
     ps: &[Policy],
     bar: Option<&ProgressBar>,
-) -> Result<(Vec<Recording>, Vec<Metrics>), String> {
+) -> Result<(Vec<Recording>, Vec<Metrics>), CliError> {
     let mut recs = Vec::with_capacity(ps.len());
     let mut ms = Vec::with_capacity(ps.len());
     for &p in ps {
         if let Some(b) = bar {
-            b.set_message(format!("{} / {}", sc.name, policy_name(p)));
+            b.set_message(format!("{} / {}", sc.name, p.name()));
         }
-        let rec = run(sc, p).map_err(|e| e.to_string())?;
+        let rec = run(sc, p)?;
         ms.push(metrics(sc, &rec));
         recs.push(rec);
         if let Some(b) = bar {
@@ -70,42 +134,42 @@ fn run_all(
 fn write_file(
     path: &Path,
     f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), String> {
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+) -> Result<(), CliError> {
+    let file = std::fs::File::create(path).map_err(io_err(path))?;
     let mut w = std::io::BufWriter::new(file);
-    f(&mut w)
-        .and_then(|()| w.flush())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    f(&mut w).and_then(|()| w.flush()).map_err(io_err(path))
 }
 
 /// `dirtylimit plot`: every built-in scenario (or those named) under every
 /// policy (or the one given); figures, `metrics.csv` and `summary.md` into
 /// `out`; the table on stdout.
-pub fn plot_cmd(out: &Path, only: &[String], policy: Option<Policy>) -> Result<(), String> {
+pub fn plot_cmd(out: &Path, only: &[String], policy: Option<Policy>) -> Result<(), CliError> {
     let started = Instant::now();
-    let font = plot::init_font()?;
+    let font = plot::init_font().map_err(CliError::Plot)?;
     let mut scenarios = Vec::new();
     if only.is_empty() {
-        scenarios = all_builtin().map_err(|e| e.to_string())?;
+        scenarios = all_builtin()?;
     } else {
         for name in only {
             scenarios.push(load_scenario(name)?);
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
     let ps = policies(policy);
     let total = (scenarios.len() * (ps.len() + 1)) as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| CliError::Plot(e.to_string()))?,
     );
     let mut all = Vec::new();
     let mut files = 0;
     for sc in &scenarios {
         let (recs, ms) = run_all(sc, &ps, Some(&bar))?;
         bar.set_message(format!("{}: figures", sc.name));
-        files += plot::plot_scenario(sc, &recs, &ms, out)?.len();
+        files += plot::plot_scenario(sc, &recs, &ms, out)
+            .map_err(CliError::Plot)?
+            .len();
         bar.inc(1);
         all.extend(ms);
     }
@@ -137,7 +201,7 @@ pub fn simulate_cmd(
     policy: Option<Policy>,
     csv: Option<&Path>,
     out: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let sc = load_scenario(scenario)?;
     let ps = policies(policy);
     let (recs, ms) = run_all(&sc, &ps, None)?;
@@ -148,11 +212,11 @@ pub fn simulate_cmd(
             let mut lock = stdout.lock();
             write_timeseries(&mut lock, &sc, &recs)
                 .and_then(|()| lock.flush())
-                .map_err(|e| format!("stdout: {e}"))?;
+                .map_err(io_err(Path::new("stdout")))?;
         }
     }
     if let Some(dir) = out {
-        plot::plot_scenario(&sc, &recs, &ms, dir)?;
+        plot::plot_scenario(&sc, &recs, &ms, dir).map_err(CliError::Plot)?;
         write_file(&dir.join(format!("{}-metrics.csv", sc.name)), |w| {
             write_metrics_csv(w, &ms)
         })?;
@@ -162,61 +226,9 @@ pub fn simulate_cmd(
 }
 
 /// `dirtylimit scenarios`: the built-in scenarios, one per line.
-pub fn scenarios_cmd() -> Result<(), String> {
-    for sc in all_builtin().map_err(|e| e.to_string())? {
+pub fn scenarios_cmd() -> Result<(), CliError> {
+    for sc in all_builtin()? {
         println!("{:<24} {}", sc.name, sc.title);
     }
     Ok(())
 }
-
-fn policy_arg(s: &str) -> Result<Policy, String> {
-    super::parse_policy(s)
-        .ok_or_else(|| format!("unknown policy {s:?} (clip-only, linux, redistribute)"))
-}
-
-/// Arguments of `dirtylimit plot`.
-#[derive(Debug, Args)]
-pub struct PlotArgs {
-    /// Directory for the figures (SVG and PNG), metrics.csv and summary.md.
-    #[arg(long, default_value = "plots")]
-    pub out: PathBuf,
-    /// Only these scenarios (built-in names or TOML files); repeatable. Default: every built-in one.
-    #[arg(long = "scenario", value_name = "SCENARIO")]
-    pub scenarios: Vec<String>,
-    /// Only this policy (clip-only, linux, redistribute). Default: all three.
-    #[arg(long, value_parser = policy_arg)]
-    pub policy: Option<Policy>,
-}
-
-/// Arguments of `dirtylimit simulate`.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// A built-in scenario name (see `dirtylimit scenarios`) or a TOML scenario file.
-    pub scenario: String,
-    /// Only this policy (clip-only, linux, redistribute). Default: all three.
-    #[arg(long, value_parser = policy_arg)]
-    pub policy: Option<Policy>,
-    /// Write the time series CSV to this file instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
-    /// Also write this scenario's figures and metrics CSV into this directory.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-}
-
-/// Runs `dirtylimit plot`.
-pub fn run_plot(a: &PlotArgs) -> Result<(), String> {
-    plot_cmd(&a.out, &a.scenarios, a.policy)
-}
-
-/// Runs `dirtylimit simulate`.
-pub fn run_simulate(a: &SimulateArgs) -> Result<(), String> {
-    simulate_cmd(&a.scenario, a.policy, a.csv.as_deref(), a.out.as_deref())
-}
-
-/// Runs `dirtylimit scenarios`.
-pub fn run_scenarios() -> Result<(), String> {
-    scenarios_cmd()
-}
-
-use std::eprint;

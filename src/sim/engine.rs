@@ -7,78 +7,36 @@
 //! 2. the core's period clock is ticked ([`Domain::tick`]);
 //! 3. every bdi's `wb_thresh`/`wb_bg_thresh` is queried ([`Domain::wb_limits`]),
 //!    with the global dirty count (dirty + writeback) at `t`;
-//! 4. every running writer asks [`throttle`](super::throttle) how much it may
-//!    dirty during the step, all from the same snapshot of `t`;
+//! 4. every running writer dirties pages through the step on its own clock,
+//!    calling `balance_dirty_pages()` ([`throttle`](super::throttle)) every
+//!    `nr_dirtied_pause` pages and sleeping the pauses it returns;
 //! 5. each bdi completes writeback at its bandwidth and reports the
 //!    completions to the core ([`Domain::writeout_inc`]), then its flusher
-//!    moves dirty pages under writeback if it is over a background threshold;
-//! 6. the writers' pages become dirty; every 200 ms the bandwidth estimates
-//!    and the domain's `dirty_limit` are updated.
+//!    moves its oldest dirty pages under writeback if it is over a background
+//!    threshold, a writer of it was throttled, or kupdate found expired pages;
+//! 6. the writers' pages become dirty; every 200 ms the bandwidth estimates,
+//!    `dirty_ratelimit` and the domain's `dirty_limit` are updated; every 5 s
+//!    kupdate marks the pages dirtied more than 30 s ago.
 //!
 //! Nothing is allocated per step: all state and the recording are sized up front.
 
-use std::string::{String, ToString};
+use std::collections::VecDeque;
+use std::string::String;
 use std::vec::Vec;
 use std::{format, vec};
 
 use crate::bdi::{Bdi, BdiId};
-use crate::domain::{Domain, DomainConfig};
-use crate::error::Error;
-use crate::global_limits::{
-    dirty_freerun_ceiling, domain_dirty_limits, global_dirtyable_memory, DirtyLimits,
-};
-use crate::policy::{BytesMode, Policy};
+use crate::domain::Domain;
+use crate::global_limits::DirtyLimits;
+use crate::policy::Policy;
 
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, BwEstimate, Dtc, BANDWIDTH_INTERVAL_MS,
+    dirty_poll_interval, update_dirty_limit, wb_max_pause, wb_min_pause, BwEstimate, Dtc,
+    RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ, JIFFY_US,
     RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
-
-/// The three policies, in the order tables and plots show them.
-pub const POLICIES: [Policy; 3] = Policy::ALL;
-
-/// A short lowercase name for a policy (`clip-only`, `linux`, `redistribute`).
-pub fn policy_name(p: Policy) -> &'static str {
-    p.name()
-}
-
-/// A policy as plots label it.
-pub fn policy_title(p: Policy) -> &'static str {
-    match p {
-        Policy::ClipOnly => "ClipOnly (2.6.24)",
-        Policy::Linux => "Linux (6.13+)",
-        Policy::Redistribute => "Redistribute",
-    }
-}
-
-/// Parses a policy name as [`policy_name`] prints it (also `cliponly`, `clip`).
-pub fn parse_policy(s: &str) -> Option<Policy> {
-    match s.to_ascii_lowercase().as_str() {
-        "clip-only" | "cliponly" | "clip_only" | "clip" => Some(Policy::ClipOnly),
-        "linux" => Some(Policy::Linux),
-        "redistribute" | "redist" => Some(Policy::Redistribute),
-        _ => None,
-    }
-}
-
-/// The core configuration the simulator uses for a policy: `ClipOnly` is the
-/// 2.6.24 allocation (no idle-device floor); `Linux` is mainline 6.13+ (floor,
-/// bytes limits converted once); `Redistribute` has the floor and resolves
-/// bytes limits at every query.
-pub fn domain_config(p: Policy, period_ms: u64) -> DomainConfig {
-    DomainConfig {
-        policy: p,
-        bytes_mode: if p == Policy::Linux {
-            BytesMode::LinuxSnapshot
-        } else {
-            BytesMode::Resolve
-        },
-        idle_floor: p != Policy::ClipOnly,
-        period_len: period_ms,
-    }
-}
 
 /// A run could not go on: the core rejected a setting of the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,87 +53,9 @@ impl core::fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
-fn apply(dom: &mut Domain<'_>, id: BdiId, a: Action, lim: &DirtyLimits) -> Result<(), Error> {
-    match a {
-        Action::Bandwidth(_) => Ok(()),
-        Action::MinRatio(p) => dom.set_min_ratio(id, p),
-        Action::MaxRatio(p) => dom.set_max_ratio(id, p),
-        Action::MinRatioFine(p) => dom.set_min_ratio_fine(id, p),
-        Action::MaxRatioFine(p) => dom.set_max_ratio_fine(id, p),
-        Action::MinBytes(b) => dom.set_min_bytes(id, b, lim),
-        Action::MaxBytes(b) => dom.set_max_bytes(id, b, lim),
-        Action::StrictLimit(on) => dom.set_strict_limit(id, on),
-    }
-}
-
-impl Action {
-    /// The scenario field this action comes from.
-    pub fn field(&self) -> &'static str {
-        match self {
-            Action::Bandwidth(_) => "bandwidth_mib_s",
-            Action::MinRatio(_) => "min_ratio",
-            Action::MaxRatio(_) => "max_ratio",
-            Action::MinRatioFine(_) => "min_ratio_fine",
-            Action::MaxRatioFine(_) => "max_ratio_fine",
-            Action::MinBytes(_) => "min_bytes",
-            Action::MaxBytes(_) => "max_bytes",
-            Action::StrictLimit(_) => "strict_limit",
-        }
-    }
-}
-
-/// The scenario's global limits (dirtyable memory is constant in a run).
-pub fn scenario_limits(sc: &Scenario) -> DirtyLimits {
-    domain_dirty_limits(global_dirtyable_memory(&sc.mem), &sc.vm, None)
-}
-
-/// Applies every setting of the scenario to a scratch domain, in time order,
-/// under each policy. On the first rejection returns its line, field and
-/// message.
-pub(crate) fn check_settings(sc: &Scenario) -> Result<(), (Option<usize>, String, String)> {
-    let lim = scenario_limits(sc);
-    for p in POLICIES {
-        let mut slots = vec![Bdi::EMPTY; sc.devices.len()];
-        let mut dom = Domain::new(&mut slots, domain_config(p, sc.period_ms));
-        dom.update_dirty_limit(lim.thresh);
-        let mut ids = Vec::with_capacity(sc.devices.len());
-        for d in &sc.devices {
-            let id = dom
-                .add_bdi()
-                .map_err(|e| (Some(d.line), "device".to_string(), e.to_string()))?;
-            ids.push(id);
-            for &a in &d.settings {
-                apply(&mut dom, id, a, &lim).map_err(|e| {
-                    (
-                        Some(d.line),
-                        format!("device {:?} {}", d.name, a.field()),
-                        format!("the core rejects {a}: {e}"),
-                    )
-                })?;
-            }
-        }
-        for e in &sc.events {
-            let id = ids[e.device];
-            apply(&mut dom, id, e.action, &lim).map_err(|err| {
-                (
-                    Some(e.line),
-                    format!("event.{}", e.action.field()),
-                    format!(
-                        "the core rejects {} on {:?} at {} s: {err}",
-                        e.action,
-                        sc.devices[e.device].name,
-                        e.at_ms as f64 / 1000.0
-                    ),
-                )
-            })?;
-        }
-    }
-    Ok(())
-}
-
 /// A device's state.
-#[derive(Clone, Copy, Debug, Default)]
-struct Dev {
+#[derive(Clone, Debug, Default)]
+struct Device {
     id: u32,
     /// Bandwidth now, pages/s.
     bw: u64,
@@ -205,10 +85,50 @@ struct Dev {
     n_writers: u32,
     /// A writer on this device was throttled in the current step.
     throttled: bool,
+    /// `dirty_ratelimit` and its estimator.
+    ratelimit: RateLimit,
+    /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
+    /// device since the last bandwidth update (`None`: nobody throttled).
+    last_pos_ratio: Option<u64>,
+    /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
+    dirty_exceeded: bool,
+    /// Dirty pages by the second they were dirtied in, oldest first: the
+    /// flusher takes the oldest, kupdate looks at their age.
+    ages: VecDeque<(u64, u64)>,
+    /// Pages kupdate found expired at its last wakeup, not yet submitted.
+    expired: u64,
     peak_pinned: u64,
 }
 
-impl Dev {
+impl Device {
+    /// Moves up to `n` of the oldest dirty pages under writeback.
+    fn submit(&mut self, n: u64) {
+        self.dirty -= n;
+        self.writeback += n;
+        self.expired = self.expired.saturating_sub(n);
+        let mut left = n;
+        while left > 0 {
+            let Some(front) = self.ages.front_mut() else {
+                break;
+            };
+            let take = front.1.min(left);
+            front.1 -= take;
+            left -= take;
+            if front.1 == 0 {
+                self.ages.pop_front();
+            }
+        }
+    }
+
+    /// Pages dirtied in the second `sec`.
+    fn age(&mut self, sec: u64, pages: u64) {
+        match self.ages.back_mut() {
+            Some(back) if back.0 == sec => back.1 += pages,
+            _ if pages > 0 => self.ages.push_back((sec, pages)),
+            _ => {}
+        }
+    }
+
     fn set_bw(&mut self, bw: u64, step_ms: u64) {
         self.bw = bw;
         let per_step = bw.saturating_mul(step_ms);
@@ -217,18 +137,344 @@ impl Dev {
     }
 }
 
-/// A writer's state.
+/// `dirty_expire_centisecs` (30 s): kupdate writes back pages older than this.
+pub const DIRTY_EXPIRE_MS: u64 = 30_000;
+/// `dirty_writeback_centisecs` (5 s): how often kupdate wakes up.
+pub const DIRTY_WRITEBACK_MS: u64 = 5_000;
+
+/// A writer's state: a task that dirties pages at its wanted rate and calls
+/// `balance_dirty_pages()` every `nr_dirtied_pause` pages.
 #[derive(Clone, Copy, Debug, Default)]
-struct Wr {
+struct Writer {
     dev: usize,
     /// Wanted rate, pages/s.
     rate: u64,
     start: u64,
     stop: u64,
-    /// Unspent dirtying credit, in 1/1000 pages.
+    /// Unspent dirtying credit, in 1/1000000 pages.
     carry: u64,
     dirtied: u64,
+    /// Throttled (not free-running) at some call in the current step.
     throttled: bool,
+    /// `current->nr_dirtied`: pages since the last call.
+    nr_dirtied: u64,
+    /// `current->nr_dirtied_pause`: pages between two calls.
+    nr_dirtied_pause: u64,
+    /// `current->dirty_paused_when` (ms), `None` before the first pause.
+    dirty_paused_when: Option<u64>,
+    /// Asleep in `balance_dirty_pages()` until this time (µs).
+    wake_us: u64,
+    /// After a pause with `task_ratelimit` 0 the task calls again at once.
+    recheck: bool,
+    /// The pipe balance_dirty_pages() leaves open for a wb with almost
+    /// nothing dirty: the task may dirty up to `wb_stat_error()`.
+    pipe: bool,
+    /// The last call found the task below its freerun ceiling.
+    free: bool,
+}
+
+/// What every writer of a step sees of the global state.
+struct GlobalView {
+    thresh: u64,
+    bg_thresh: u64,
+    hard_limit: u64,
+    /// Global dirty + writeback, with the pages granted so far in the step.
+    dirty: u64,
+}
+
+/// What one `balance_dirty_pages()` call decided.
+enum Balance {
+    /// Below the freerun ceiling: poll again after this many pages.
+    FreeRun,
+    /// Throttled, but the pause is shorter than the minimum: go on.
+    Continue,
+    /// Sleep until this time (µs).
+    Sleep(u64),
+}
+
+/// The `dirty_throttle_control` of a task on device `d` now.
+fn dtc(d: &Device, g: &GlobalView) -> Dtc {
+    Dtc {
+        thresh: g.thresh,
+        bg_thresh: g.bg_thresh,
+        dirty_limit: g.hard_limit,
+        dirty: g.dirty,
+        wb_thresh: d.wb_thresh,
+        wb_bg_thresh: d.wb_bg_thresh,
+        wb_dirty: d.dirty + d.writeback + d.pend,
+        write_bw: d.est.avg,
+        strict_limit: d.strict,
+    }
+}
+
+/// `domain_poll_intv()`: a free runner's next `nr_dirtied_pause`.
+fn free_poll_interval(d: &Device, g: &GlobalView) -> u64 {
+    if d.strict {
+        dirty_poll_interval(d.dirty + d.writeback + d.pend, d.wb_thresh)
+    } else {
+        dirty_poll_interval(g.dirty, g.thresh)
+    }
+}
+
+impl Writer {
+    /// Whether the writer runs at `t`.
+    fn running(&self, t: u64) -> bool {
+        self.start <= t && t < self.stop
+    }
+
+    /// A task that starts (again) has no throttling history.
+    fn reset(&mut self) {
+        self.carry = 0;
+        self.nr_dirtied = 0;
+        self.nr_dirtied_pause = DIRTY_POLL_THRESH;
+        self.dirty_paused_when = None;
+        self.wake_us = 0;
+        self.recheck = false;
+        self.pipe = false;
+        self.free = false;
+    }
+
+    /// The writer's part of the step `[t0, t1)` (µs) on device `d`: dirty at
+    /// the wanted rate, call `balance_dirty_pages()` every
+    /// `nr_dirtied_pause` pages, sleep its pauses. Returns the pages dirtied.
+    fn run(&mut self, d: &mut Device, g: &mut GlobalView, t0: u64, t1: u64) -> u64 {
+        let mut now = t0.max(self.wake_us);
+        let mut granted = 0u64;
+        while now < t1 {
+            if self.recheck {
+                self.recheck = false;
+                now = self.balance(d, g, now, self.nr_dirtied, t1);
+                continue;
+            }
+            if self.rate == 0 {
+                break;
+            }
+            if self.free {
+                now = self.free_run(d, g, now, t1, &mut granted);
+                if now >= t1 {
+                    break;
+                }
+                if self.recheck {
+                    continue;
+                }
+            }
+            let poll = if d.dirty_exceeded {
+                self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
+            } else {
+                self.nr_dirtied_pause
+            };
+            let wb_dirty = d.dirty + d.writeback + d.pend;
+            // The step stops where pos_ratio reaches 0 (the hard limit, or
+            // wb_thresh with strictlimit): the kernel polls often enough
+            // there (dirty_exceeded) not to dirty past it.
+            let room = if self.pipe {
+                WB_STAT_ERROR.saturating_sub(wb_dirty)
+            } else if d.strict {
+                // wb_position_ratio()'s strictlimit branch lets a wb with
+                // fewer than 8 pages go whatever its threshold.
+                d.wb_thresh.max(8).saturating_sub(wb_dirty)
+            } else {
+                g.hard_limit.saturating_sub(g.dirty)
+            };
+            let target = poll.saturating_sub(self.nr_dirtied).max(1);
+            let want = target.min(room);
+            if want == 0 {
+                // At the limit: the call throttles (or, where nothing can
+                // be dirtied at all, the step is over for this task).
+                let next = self.balance(d, g, now, self.nr_dirtied, t1);
+                if next == now {
+                    break;
+                }
+                now = next;
+                continue;
+            }
+            let budget = self.carry + self.rate * (t1 - now);
+            let pages = if budget < want * 1_000_000 {
+                // The step ends before the next call.
+                self.carry = budget % 1_000_000;
+                now = t1;
+                budget / 1_000_000
+            } else {
+                let need = (want * 1_000_000).saturating_sub(self.carry);
+                let dt = need.div_ceil(self.rate);
+                self.carry = self.carry + self.rate * dt - want * 1_000_000;
+                now += dt;
+                want
+            };
+            self.dirtied += pages;
+            self.nr_dirtied += pages;
+            d.pend += pages;
+            g.dirty += pages;
+            granted += pages;
+            if now >= t1 {
+                break;
+            }
+            if want < target {
+                // Stopped at the limit: no credit is saved up meanwhile.
+                self.carry = 0;
+            }
+            now = self.balance(d, g, now, self.nr_dirtied, t1);
+        }
+        granted
+    }
+
+    /// A free runner's polls in one go, from `now0` (µs): while every call
+    /// finds the task below its freerun ceiling, the only thing a call
+    /// decides is the next `nr_dirtied_pause`, so the polls are summed and
+    /// the clock and credit advanced once (the same arithmetic as poll by
+    /// poll: the credit absorbs each poll's rounding). Stops before a poll
+    /// that would not end inside the step or would pass the limit, and makes
+    /// the real call when a poll ends above the ceiling. Returns the time.
+    fn free_run(
+        &mut self,
+        d: &mut Device,
+        g: &mut GlobalView,
+        now0: u64,
+        t1: u64,
+        granted: &mut u64,
+    ) -> u64 {
+        // Pages whose polls all end strictly before t1.
+        let limit = self.carry + self.rate * (t1 - now0 - 1);
+        let (mut total, mut last_free, mut throttled_call) = (0u64, None, false);
+        loop {
+            let poll = if d.dirty_exceeded {
+                self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
+            } else {
+                self.nr_dirtied_pause
+            };
+            let target = poll.saturating_sub(self.nr_dirtied).max(1);
+            let wb_dirty = d.dirty + d.writeback + d.pend;
+            let room = if d.strict {
+                d.wb_thresh.max(8).saturating_sub(wb_dirty)
+            } else {
+                g.hard_limit.saturating_sub(g.dirty)
+            };
+            if target > room || (total + target) * 1_000_000 > limit {
+                break;
+            }
+            total += target;
+            self.dirtied += target;
+            self.nr_dirtied += target;
+            d.pend += target;
+            g.dirty += target;
+            *granted += target;
+            if !dtc(d, g).freerun() {
+                throttled_call = true;
+                break;
+            }
+            self.nr_dirtied = 0;
+            self.nr_dirtied_pause = free_poll_interval(d, g);
+            last_free = Some(total);
+        }
+        if total == 0 {
+            return now0;
+        }
+        let carry0 = self.carry;
+        let at = |pages: u64| {
+            now0 + (pages * 1_000_000)
+                .saturating_sub(carry0)
+                .div_ceil(self.rate)
+        };
+        let now = at(total);
+        self.carry = carry0 + self.rate * (now - now0) - total * 1_000_000;
+        if let Some(pages) = last_free {
+            self.dirty_paused_when = Some(at(pages) / JIFFY_US);
+        }
+        if throttled_call {
+            return self.balance(d, g, now, self.nr_dirtied, t1);
+        }
+        now
+    }
+
+    /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`
+    /// pages; returns when the task goes on.
+    fn balance(
+        &mut self,
+        d: &mut Device,
+        g: &GlobalView,
+        now: u64,
+        pages_dirtied: u64,
+        t1: u64,
+    ) -> u64 {
+        match self.bdp(d, g, now, pages_dirtied) {
+            Balance::FreeRun | Balance::Continue => now,
+            Balance::Sleep(until) => {
+                self.wake_us = until;
+                until.min(t1).max(now)
+            }
+        }
+    }
+
+    fn bdp(&mut self, d: &mut Device, g: &GlobalView, now_us: u64, pages_dirtied: u64) -> Balance {
+        // The kernel's clock: jiffies.
+        let now = now_us / JIFFY_US;
+        let wb_dirty = d.dirty + d.writeback + d.pend;
+        let dtc = dtc(d, g);
+        self.pipe = false;
+        self.free = dtc.freerun();
+        if self.free {
+            self.dirty_paused_when = Some(now);
+            self.nr_dirtied = 0;
+            self.nr_dirtied_pause = free_poll_interval(d, g);
+            return Balance::FreeRun;
+        }
+        self.throttled = true;
+        d.throttled = true;
+        let pos_ratio = dtc.position_ratio();
+        d.last_pos_ratio = Some(pos_ratio);
+        d.dirty_exceeded = wb_dirty > d.wb_thresh && (g.dirty > g.thresh || d.strict);
+        let dirty_ratelimit = d.ratelimit.dirty_ratelimit;
+        let task_ratelimit =
+            ((u128::from(dirty_ratelimit) * u128::from(pos_ratio)) >> RATELIMIT_CALC_SHIFT) as u64;
+        let max_pause = wb_max_pause(d.est.avg, wb_dirty);
+        let (min_pause, nr_dirtied_pause) =
+            wb_min_pause(d.est.avg, dirty_ratelimit, max_pause, task_ratelimit);
+        // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
+        // sleep max_pause and look again.
+        let (pause, mut virtual_now) = match (HZ * pages_dirtied).checked_div(task_ratelimit) {
+            None => (max_pause, now),
+            Some(period) => {
+                let mut pause = period as i64;
+                if let Some(when) = self.dirty_paused_when {
+                    pause -= now as i64 - when as i64;
+                }
+                if pause < min_pause as i64 {
+                    if pause < -(HZ as i64) {
+                        self.dirty_paused_when = Some(now);
+                        self.nr_dirtied = 0;
+                    } else if period > 0 {
+                        self.dirty_paused_when =
+                            Some(self.dirty_paused_when.unwrap_or(now) + period);
+                        self.nr_dirtied = 0;
+                    } else if self.nr_dirtied_pause <= pages_dirtied {
+                        self.nr_dirtied_pause += pages_dirtied;
+                    }
+                    return Balance::Continue;
+                }
+                let mut pause = pause as u64;
+                let mut at = now;
+                if pause > max_pause {
+                    // For an occasionally dropped task_ratelimit.
+                    at += (pause - max_pause).min(max_pause);
+                    pause = max_pause;
+                }
+                (pause, at)
+            }
+        };
+        virtual_now += pause;
+        self.dirty_paused_when = Some(virtual_now);
+        self.nr_dirtied = 0;
+        self.nr_dirtied_pause = nr_dirtied_pause;
+        if task_ratelimit == 0 {
+            if wb_dirty <= WB_STAT_ERROR {
+                self.pipe = true;
+            } else {
+                self.recheck = true;
+            }
+        }
+        // io_schedule_timeout() wakes on a jiffy.
+        Balance::Sleep(((now + pause) * JIFFY_US).max(now_us + 1))
+    }
 }
 
 /// Conservation counters of a run at one instant, in pages.
@@ -254,8 +500,8 @@ pub struct Sim<'s, 'a> {
     now: u64,
     steps_done: u64,
     next_event: usize,
-    devs: Vec<Dev>,
-    wrs: Vec<Wr>,
+    devices: Vec<Device>,
+    writers: Vec<Writer>,
     nr_dirty: u64,
     nr_writeback: u64,
     last_step_dirtied: u64,
@@ -278,40 +524,43 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// Sets up the machine at time 0: adds every device to a fresh domain in
     /// `slots` and applies its settings.
     pub fn new(sc: &'s Scenario, policy: Policy, slots: &'a mut [Bdi]) -> Result<Self, SimError> {
-        let lim = scenario_limits(sc);
-        let mut dom = Domain::new(slots, domain_config(policy, sc.period_ms));
+        let lim = sc.limits();
+        let mut dom = Domain::new(slots, sc.domain_config(policy));
         dom.update_dirty_limit(lim.thresh);
-        let mut devs = Vec::with_capacity(sc.devices.len());
+        let mut devices = Vec::with_capacity(sc.devices.len());
         for d in &sc.devices {
             let id = dom.add_bdi().map_err(|e| SimError {
                 message: format!("{}: device {:?}: {e}", sc.origin, d.name),
             })?;
             for &a in &d.settings {
-                apply(&mut dom, id, a, &lim).map_err(|e| SimError {
+                a.apply(&mut dom, id, &lim).map_err(|e| SimError {
                     message: format!("{}:{}: device {:?}: {a}: {e}", sc.origin, d.line, d.name),
                 })?;
             }
-            let mut dev = Dev {
+            let mut dev = Device {
                 id: id.0,
                 inflight: d.inflight,
                 strict: d.settings.iter().rev().find_map(|a| match a {
                     Action::StrictLimit(on) => Some(*on),
                     _ => None,
                 }) == Some(true),
-                ..Dev::default()
+                // At most one entry per second of the run: no reallocation.
+                ages: VecDeque::with_capacity((sc.duration_ms / 1000 + 2) as usize),
+                ..Device::default()
             };
             dev.set_bw(d.bandwidth, sc.step_ms);
-            devs.push(dev);
+            devices.push(dev);
         }
-        let wrs = sc
+        let writers = sc
             .writers
             .iter()
-            .map(|w| Wr {
+            .map(|w| Writer {
                 dev: w.device,
                 rate: w.rate.unwrap_or(sc.max_rate),
                 start: w.start_ms,
                 stop: w.stop_ms.unwrap_or(u64::MAX),
-                ..Wr::default()
+                nr_dirtied_pause: DIRTY_POLL_THRESH,
+                ..Writer::default()
             })
             .collect();
         Ok(Sim {
@@ -323,8 +572,8 @@ impl<'s, 'a> Sim<'s, 'a> {
             now: 0,
             steps_done: 0,
             next_event: 0,
-            devs,
-            wrs,
+            devices,
+            writers,
             nr_dirty: 0,
             nr_writeback: 0,
             last_step_dirtied: 0,
@@ -369,7 +618,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Conservation counters of device `i`.
     pub fn device_counts(&self, i: usize) -> Counts {
-        let d = &self.devs[i];
+        let d = &self.devices[i];
         Counts {
             dirtied: d.dirtied,
             dirty: d.dirty,
@@ -380,24 +629,24 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Number of devices.
     pub fn n_devices(&self) -> usize {
-        self.devs.len()
+        self.devices.len()
     }
 
     /// Whether device `i` has `strict_limit` now.
     pub fn device_strict(&self, i: usize) -> bool {
-        self.devs[i].strict
+        self.devices[i].strict
     }
 
     /// Conservation counters summed over devices, and the writers' total.
     pub fn counts(&self) -> (Counts, u64) {
         let mut c = Counts::default();
-        for d in &self.devs {
+        for d in &self.devices {
             c.dirtied += d.dirtied;
             c.dirty += d.dirty;
             c.writeback += d.writeback;
             c.written += d.written;
         }
-        let by_writers = self.wrs.iter().map(|w| w.dirtied).sum();
+        let by_writers = self.writers.iter().map(|w| w.dirtied).sum();
         (c, by_writers)
     }
 
@@ -419,49 +668,88 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.rec.unused_share = (denom > 0).then(|| self.unused_acc as f64 / denom as f64);
         self.rec.throttled_ms = self.throttled_ms;
         self.rec.elapsed_ms = self.now;
-        self.rec.peak_pinned = self.devs.iter().map(|d| d.peak_pinned).collect();
-        self.rec.writer_dirtied = self.wrs.iter().map(|w| w.dirtied).collect();
+        self.rec.peak_pinned = self.devices.iter().map(|d| d.peak_pinned).collect();
+        self.rec.writer_dirtied = self.writers.iter().map(|w| w.dirtied).collect();
         self.rec
     }
 
-    /// Advances one step.
+    /// Advances one step, phase by phase as the [module docs](crate::sim::engine) list them.
     pub fn step(&mut self) -> Result<(), SimError> {
         let t = self.now;
         let dt = self.sc.step_ms;
+        self.apply_events(t)?;
+        self.dom.tick(t);
+        let sum_wb_thresh = self.query_limits();
+        let (step_dirtied, any_throttled) = self.balance_dirty_pages(t);
+        if any_throttled {
+            let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
+            self.unused_acc += u128::from(unused) * u128::from(dt);
+            self.throttled_ms += dt;
+        }
+        // Recording of the state at t (limits of t, counts of t).
+        if t % self.sc.sample_ms == 0 {
+            self.record(t, sum_wb_thresh, any_throttled);
+        }
+        let t_end = t + dt;
+        self.complete_and_flush(t_end);
+        self.settle_dirtied(t, step_dirtied);
+        if t_end % BANDWIDTH_INTERVAL_MS == 0 {
+            self.update_estimates(t_end);
+        }
+        if t_end % DIRTY_WRITEBACK_MS == 0 {
+            self.kupdate(t_end);
+        }
+        let g = self.global_dirty();
+        self.peak_dirty = self.peak_dirty.max(g);
+        self.peak_over_limit = self
+            .peak_over_limit
+            .max(g as i64 - self.hard_limit() as i64);
 
-        // 1. Events due now.
+        self.now = t_end;
+        self.steps_done += 1;
+        if self.done() && self.now % self.sc.sample_ms == 0 {
+            // The final state, so that the recording covers [0, duration].
+            self.record_final();
+        }
+        Ok(())
+    }
+
+    /// Phase 1: the events due at `t`, through the core's setters.
+    fn apply_events(&mut self, t: u64) -> Result<(), SimError> {
         while let Some(e) = self.sc.events.get(self.next_event) {
             if e.at_ms > t {
                 break;
             }
-            let d = &mut self.devs[e.device];
+            let d = &mut self.devices[e.device];
             match e.action {
-                Action::Bandwidth(bw) => d.set_bw(bw, dt),
+                Action::Bandwidth(bw) => d.set_bw(bw, self.sc.step_ms),
                 a => {
                     if let Action::StrictLimit(on) = a {
                         d.strict = on;
                     }
-                    apply(&mut self.dom, BdiId(d.id), a, &self.lim).map_err(|err| SimError {
-                        message: format!(
-                            "{}:{}: event at {} s on {:?}: {a}: {err}",
-                            self.sc.origin,
-                            e.line,
-                            e.at_ms as f64 / 1000.0,
-                            self.sc.devices[e.device].name
-                        ),
-                    })?;
+                    a.apply(&mut self.dom, BdiId(d.id), &self.lim)
+                        .map_err(|err| SimError {
+                            message: format!(
+                                "{}:{}: event at {} s on {:?}: {a}: {err}",
+                                self.sc.origin,
+                                e.line,
+                                e.at_ms as f64 / 1000.0,
+                                self.sc.devices[e.device].name
+                            ),
+                        })?;
                 }
             }
             self.next_event += 1;
         }
+        Ok(())
+    }
 
-        // 2. The core's period clock.
-        self.dom.tick(t);
-
-        // 3. Per-bdi limits from the core.
-        let gdirty = self.nr_dirty + self.nr_writeback;
+    /// Phase 3: every bdi's `wb_thresh`/`wb_bg_thresh` from the core at the
+    /// global dirty count of now; returns `Σ wb_thresh`.
+    fn query_limits(&mut self) -> u64 {
+        let gdirty = self.global_dirty();
         let mut sum_wb_thresh: u64 = 0;
-        for d in self.devs.iter_mut() {
+        for d in self.devices.iter_mut() {
             let l = self.dom.wb_limits(BdiId(d.id), &self.lim, gdirty);
             d.wb_thresh = l.wb_thresh;
             d.wb_bg_thresh = l.wb_bg_thresh;
@@ -469,117 +757,54 @@ impl<'s, 'a> Sim<'s, 'a> {
             d.n_writers = 0;
             d.throttled = false;
         }
+        sum_wb_thresh
+    }
 
-        // 4. Writers: balance_dirty_pages() on the snapshot of t.
-        for w in self.wrs.iter() {
-            if w.start <= t && t < w.stop {
-                self.devs[w.dev].n_writers += 1;
+    /// Phase 4: every running writer dirties pages through the step,
+    /// throttled by `balance_dirty_pages()`. Writers go one after the other
+    /// and see the pages granted before them in this step. Returns the pages
+    /// granted and whether any writer was throttled.
+    fn balance_dirty_pages(&mut self, t: u64) -> (u64, bool) {
+        for w in self.writers.iter() {
+            if w.running(t) {
+                self.devices[w.dev].n_writers += 1;
             }
         }
-        let limit = self.hard_limit();
+        let mut global = GlobalView {
+            thresh: self.lim.thresh,
+            bg_thresh: self.lim.bg_thresh,
+            hard_limit: self.hard_limit(),
+            dirty: self.global_dirty(),
+        };
+        let (t0, t1) = (t * 1000, (t + self.sc.step_ms) * 1000);
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
-        // Writers go one after the other and see the pages granted before
-        // them in this step (`gd`, `pend`), so that free-running writers stop
-        // at the freerun ceiling as the kernel's polling would stop them.
-        let mut gd = gdirty;
-        let freerun_ceiling = dirty_freerun_ceiling(self.lim.thresh, self.lim.bg_thresh);
-        for w in self.wrs.iter_mut() {
+        for w in self.writers.iter_mut() {
             w.throttled = false;
-            if !(w.start <= t && t < w.stop) {
-                w.carry = 0;
+            if !w.running(t) {
+                w.reset();
                 continue;
             }
-            let d = &mut self.devs[w.dev];
-            let wb_dirty = d.dirty + d.writeback + d.pend;
-            let dtc = Dtc {
-                thresh: self.lim.thresh,
-                bg_thresh: self.lim.bg_thresh,
-                dirty_limit: limit,
-                dirty: gd,
-                wb_thresh: d.wb_thresh,
-                wb_bg_thresh: d.wb_bg_thresh,
-                wb_dirty,
-                write_bw: d.est.avg,
-                strict_limit: d.strict,
-            };
-            let grant;
-            if dtc.freerun() {
-                // Free run up to the ceiling plus one polling interval
-                // (dirty_poll_interval()); past it the task would be throttled.
-                let (cur, ceil, th) = if d.strict {
-                    (
-                        wb_dirty,
-                        dirty_freerun_ceiling(d.wb_thresh, d.wb_bg_thresh),
-                        d.wb_thresh,
-                    )
-                } else {
-                    (gd, freerun_ceiling, self.lim.thresh)
-                };
-                let room = ceil.saturating_sub(cur) + dirty_poll_interval(cur, th);
-                let credit = w.carry + w.rate * dt;
-                if credit / 1000 > room {
-                    grant = room;
-                    w.carry = 0;
-                    w.throttled = true;
-                } else {
-                    grant = credit / 1000;
-                    w.carry = credit % 1000;
-                }
-            } else {
-                w.throttled = true;
-                let pos_ratio = dtc.position_ratio();
-                // dirty_ratelimit ~ write_bw / N for N tasks on the bdi.
-                let dirty_ratelimit = d.est.avg / u64::from(d.n_writers.max(1));
-                let task_ratelimit = ((u128::from(dirty_ratelimit) * u128::from(pos_ratio))
-                    >> RATELIMIT_CALC_SHIFT) as u64;
-                let credit = w.carry + w.rate.min(task_ratelimit) * dt;
-                // With task_ratelimit 0, the pipe left open for a bdi with
-                // almost nothing dirty (wb_stat_error()).
-                // Otherwise the step stops where pos_ratio reaches 0 (the hard
-                // limit; wb_thresh with strictlimit): the kernel re-evaluates
-                // every few dozen pages and would not dirty past it.
-                let cap = if task_ratelimit == 0 {
-                    WB_STAT_ERROR.saturating_sub(wb_dirty)
-                } else if d.strict {
-                    limit
-                        .saturating_sub(gd)
-                        .min(d.wb_thresh.saturating_sub(wb_dirty))
-                } else {
-                    limit.saturating_sub(gd)
-                };
-                if credit / 1000 > cap {
-                    grant = cap;
-                    w.carry = 0;
-                } else {
-                    grant = credit / 1000;
-                    w.carry = credit % 1000;
-                }
-            }
-            w.dirtied += grant;
-            d.pend += grant;
-            d.throttled |= w.throttled;
-            gd += grant;
-            step_dirtied += grant;
+            let d = &mut self.devices[w.dev];
+            step_dirtied += w.run(d, &mut global, t0, t1);
             any_throttled |= w.throttled;
         }
-        if any_throttled {
-            let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
-            self.unused_acc += u128::from(unused) * u128::from(dt);
-            self.throttled_ms += dt;
+        // Activity for the Lend policy: pages dirtied, a writer throttled,
+        // or writeback in progress.
+        for d in &self.devices {
+            if d.pend > 0 || d.throttled || d.writeback > 0 {
+                self.dom.note_active(BdiId(d.id));
+            }
         }
+        (step_dirtied, any_throttled)
+    }
 
-        // Recording of the state at t (limits of t, counts of t).
-        if t % self.sc.sample_ms == 0 {
-            self.record(t, sum_wb_thresh, any_throttled);
-        }
-
-        // 5. Writeback completions, then the flusher.
-        let t_end = t + dt;
+    /// Phase 5: each device completes writeback at its bandwidth and reports
+    /// it to the core; then its flusher moves dirty pages under writeback
+    /// while `wb_over_bg_thresh()` holds or a writer of it was throttled.
+    fn complete_and_flush(&mut self, t_end: u64) {
         let over_bg_global = self.nr_dirty > self.lim.bg_thresh;
-        let mut nr_dirty = 0;
-        let mut nr_writeback = 0;
-        for d in self.devs.iter_mut() {
+        for d in self.devices.iter_mut() {
             // Capacity of the step: bw·dt/1000 pages, the fraction carried
             // in 1/1000 pages (precomputed: no division per step).
             let mut frac = d.carry + d.step_frac;
@@ -595,15 +820,22 @@ impl<'s, 'a> Sim<'s, 'a> {
                 d.written += done;
                 self.dom.writeout_inc(BdiId(d.id), done, t_end);
             }
-            // wb_over_bg_thresh(), or a throttled writer woke the flusher.
-            if over_bg_global || d.dirty > d.wb_bg_thresh || d.throttled {
+            // wb_over_bg_thresh(), a throttled writer woke the flusher, or
+            // kupdate found expired pages.
+            if over_bg_global || d.dirty > d.wb_bg_thresh || d.throttled || d.expired > 0 {
                 let submit = d.dirty.min(d.inflight.saturating_sub(d.writeback));
-                d.dirty -= submit;
-                d.writeback += submit;
+                d.submit(submit);
             }
         }
-        // 6. The writers' pages become dirty.
-        for d in self.devs.iter_mut() {
+    }
+
+    /// Phase 6a: the pages granted in this step become dirty; the global
+    /// counts and the peaks per device follow.
+    fn settle_dirtied(&mut self, t: u64, step_dirtied: u64) {
+        let mut nr_dirty = 0;
+        let mut nr_writeback = 0;
+        for d in self.devices.iter_mut() {
+            d.age(t / 1000, d.pend);
             d.dirty += d.pend;
             d.dirtied += d.pend;
             d.pend = 0;
@@ -615,28 +847,54 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.nr_writeback = nr_writeback;
         self.last_step_dirtied = step_dirtied;
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
+    }
 
-        if t_end % BANDWIDTH_INTERVAL_MS == 0 {
-            let g = nr_dirty + nr_writeback;
-            self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
-            for d in self.devs.iter_mut() {
-                let busy = d.dirty + d.writeback > 0;
-                d.est.update(t_end, d.written, busy);
+    /// Phase 6c, every `dirty_writeback_centisecs`: kupdate
+    /// (`wb_check_old_data_flush()`) marks the pages dirtied more than
+    /// `dirty_expire_centisecs` ago for writeback, whatever the thresholds.
+    fn kupdate(&mut self, t_end: u64) {
+        let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) else {
+            return;
+        };
+        for d in self.devices.iter_mut() {
+            d.expired = d
+                .ages
+                .iter()
+                .take_while(|(sec, _)| (sec + 1) * 1000 <= before)
+                .map(|(_, pages)| pages)
+                .sum();
+        }
+    }
+
+    /// Phase 6b, every `BANDWIDTH_INTERVAL`: `update_dirty_limit()` and each
+    /// device's write bandwidth estimate.
+    fn update_estimates(&mut self, t_end: u64) {
+        let g = self.global_dirty();
+        self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
+        let (thresh, bg_thresh, hard_limit) =
+            (self.lim.thresh, self.lim.bg_thresh, self.hard_limit());
+        for d in self.devices.iter_mut() {
+            // A throttled task updates dirty_ratelimit with the bandwidth
+            // (__wb_update_bandwidth(gdtc, true)); every update restamps.
+            if let Some(pos_ratio) = d.last_pos_ratio.take() {
+                let dtc = Dtc {
+                    thresh,
+                    bg_thresh,
+                    dirty_limit: hard_limit,
+                    dirty: g,
+                    wb_thresh: d.wb_thresh,
+                    wb_bg_thresh: d.wb_bg_thresh,
+                    wb_dirty: d.dirty + d.writeback,
+                    write_bw: d.est.avg,
+                    strict_limit: d.strict,
+                };
+                let elapsed = t_end.saturating_sub(d.est.time_stamp);
+                d.ratelimit.update(&dtc, pos_ratio, d.dirtied, elapsed);
             }
+            d.ratelimit.dirtied_stamp = d.dirtied;
+            let busy = d.dirty + d.writeback > 0;
+            d.est.update(t_end, d.written, busy);
         }
-        let g = nr_dirty + nr_writeback;
-        self.peak_dirty = self.peak_dirty.max(g);
-        self.peak_over_limit = self
-            .peak_over_limit
-            .max(g as i64 - self.hard_limit() as i64);
-
-        self.now = t_end;
-        self.steps_done += 1;
-        if self.done() && self.now % self.sc.sample_ms == 0 {
-            // The final state, so that the recording covers [0, duration].
-            self.record_final();
-        }
-        Ok(())
     }
 
     fn record(&mut self, t: u64, sum_wb_thresh: u64, throttled: bool) {
@@ -650,7 +908,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             sum_wb_thresh,
             throttled,
         });
-        for d in &self.devs {
+        for d in &self.devices {
             self.rec.devs.push(DevSample {
                 wb_thresh: d.wb_thresh,
                 wb_bg_thresh: d.wb_bg_thresh,
@@ -661,7 +919,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 bw: d.bw,
             });
         }
-        for w in &self.wrs {
+        for w in &self.writers {
             self.rec.writers.push(WriterSample {
                 dirtied: w.dirtied,
                 throttled: w.throttled,
@@ -674,13 +932,13 @@ impl<'s, 'a> Sim<'s, 'a> {
         let gdirty = self.nr_dirty + self.nr_writeback;
         let mut sum = 0u64;
         let lim = self.lim;
-        for d in self.devs.iter_mut() {
+        for d in self.devices.iter_mut() {
             let l = self.dom.wb_limits(BdiId(d.id), &lim, gdirty);
             d.wb_thresh = l.wb_thresh;
             d.wb_bg_thresh = l.wb_bg_thresh;
             sum = sum.saturating_add(l.wb_thresh);
         }
-        let throttled = self.wrs.iter().any(|w| w.throttled);
+        let throttled = self.writers.iter().any(|w| w.throttled);
         self.record(t, sum, throttled);
     }
 }

@@ -4,13 +4,17 @@
 //! on several backing devices, throttled by a model of `balance_dirty_pages()`
 //! and limited per device by the core's [`Domain`](crate::domain::Domain),
 //! which the simulator calls unchanged: [`Domain::wb_limits`] for `wb_thresh`
-//! and `wb_bg_thresh`, [`Domain::writeout_inc`] for every completion and
-//! [`Domain::tick`] for the period clock. Each scenario runs under all three
+//! and `wb_bg_thresh`, [`Domain::writeout_inc`] for every completion,
+//! [`Domain::tick`] for the period clock and [`Domain::note_active`] for a
+//! bdi whose writer dirtied pages or was throttled in the step, or that has
+//! pages under writeback (the `Lend` policy's input; docs/lending.md says
+//! why these). Each scenario runs under all four
 //! [`Policy`](crate::policy::Policy) values from the same inputs.
 //!
 //! [`Domain::wb_limits`]: crate::domain::Domain::wb_limits
 //! [`Domain::writeout_inc`]: crate::domain::Domain::writeout_inc
 //! [`Domain::tick`]: crate::domain::Domain::tick
+//! [`Domain::note_active`]: crate::domain::Domain::note_active
 //!
 //! # Scenario files
 //!
@@ -66,34 +70,45 @@
 //!
 //! Compared with mm/page-writeback.c (and fs/fs-writeback.c):
 //!
-//! - **Time.** Everything happens in steps of `step_ms` (10 ms). The kernel
-//!   looks at the limits again after `nr_dirtied_pause` pages and sleeps in
-//!   pauses of 10–200 ms (`wb_min_pause()`/`wb_max_pause()`, with the
-//!   `dirty_paused_when` catch-up); here a throttled task dirties at its
-//!   `task_ratelimit` for the whole step. Writers are evaluated one after the
-//!   other within a step and see the pages granted before them. A
-//!   free-running task may dirty up to the freerun ceiling plus one
-//!   `dirty_poll_interval()`; a throttled task's step stops where its
-//!   `pos_ratio` would reach 0 (the hard limit, or `wb_thresh` with
-//!   strictlimit), as the kernel's re-polling would stop it. So global dirty
-//!   passes the hard limit by at most one step's dirtying, except through
-//!   strictlimit bdis below their own freerun ceiling, which the kernel does
-//!   not throttle whatever the global count.
-//! - **Rate limit.** The kernel's `dirty_ratelimit` is a feedback estimate
-//!   (`wb_update_dirty_ratelimit()`) of `write_bw / N` for N tasks on a wb.
-//!   The model uses `avg_write_bandwidth / N` directly, so the task rate is
-//!   `avg_write_bandwidth / N × pos_ratio`. The estimated write bandwidth
-//!   itself follows `wb_update_write_bandwidth()` (200 ms updates, 4096 ms
-//!   smoothing, the second `avg` filter, `INIT_BW` = 100 MiB/s) from the
-//!   simulated completions; a bdi without dirty or writeback pages only moves
-//!   its stamps, as `wb_bandwidth_estimate_start()` does after 1 s idle.
+//! - **Time.** The machine moves in steps of `step_ms` (10 ms): limits are
+//!   queried, devices complete writeback and flushers submit once per step.
+//!   Inside a step each writer runs on its own clock (µs, the kernel's
+//!   jiffies at [`HZ`](throttle::HZ) = 250 for everything
+//!   `balance_dirty_pages()` computes): it dirties at its wanted rate, calls
+//!   `balance_dirty_pages()` every `nr_dirtied_pause` pages (8 while its wb
+//!   is `dirty_exceeded`), and sleeps the pauses that call returns. Writers
+//!   are evaluated one after the other within a step and see the pages
+//!   granted before them. A task does not dirty past the point where its
+//!   `pos_ratio` is 0 (the hard limit, or `wb_thresh` with strictlimit, which
+//!   lets a wb with fewer than 8 pages go), as the kernel's frequent polling
+//!   there would stop it; so global dirty passes the hard limit by at most
+//!   one step's dirtying, except through strictlimit bdis below their own
+//!   freerun ceiling, which the kernel does not throttle whatever the global
+//!   count.
+//! - **Rate limit.** As mm/page-writeback.c: a free-running task polls again
+//!   after `dirty_poll_interval()` pages; a throttled one goes at
+//!   `task_ratelimit = dirty_ratelimit × pos_ratio` with the kernel's pause
+//!   arithmetic (`period`, `dirty_paused_when` with its catch-up and reset
+//!   rules, `wb_min_pause()`, `wb_max_pause()`, `MAX_PAUSE`, a recheck after
+//!   a pause with `task_ratelimit` 0, the `wb_stat_error()` pipe).
+//!   `dirty_ratelimit` starts at `INIT_BW` and follows
+//!   `wb_update_dirty_ratelimit()` (balanced rate, step limits) every 200 ms
+//!   in which a task on the wb was throttled, with the `pos_ratio` of the last
+//!   throttled call; the kernel runs it from that call itself. The write
+//!   bandwidth estimate follows `wb_update_write_bandwidth()` (200 ms
+//!   updates, 4096 ms smoothing, the second `avg` filter, `INIT_BW` =
+//!   100 MiB/s) from the simulated completions; a bdi without dirty or
+//!   writeback pages only moves its stamps, as
+//!   `wb_bandwidth_estimate_start()` does after 1 s idle. Per-CPU
+//!   `ratelimit_pages` and `dirty_throttle_leaks` are not modelled (no task
+//!   exits mid-run, one CPU's worth of writers).
 //! - **Position control** is `wb_position_ratio()` as in mainline since 6.13:
 //!   the global cubic `pos_ratio_polynom()` around `setpoint = (freerun +
 //!   limit)/2`, the per-wb linear control line with its 1/4 floor and the
 //!   wb reserve area, or the strictlimit branch (`wb_dirty < 8`, `wb_dirty >=
 //!   wb_thresh`, `min(pos_ratio, wb_pos_ratio)`). The idle-device floor of
 //!   `wb_thresh` is the core's (it moved into `__wb_calc_thresh()` in 6.13);
-//!   the same throttling model is used under all three policies, so only the
+//!   the same throttling model is used under all four policies, so only the
 //!   allocation differs (2.6.24's own throttling loop is not modelled).
 //! - **Freerun and hard limit.** `domain_dirty_freerun()` exactly
 //!   (`(thresh + bg_thresh)/2`, or the wb's own ceiling with strictlimit);
@@ -110,9 +125,11 @@
 //!   does, not only strictlimit ones) or while one of its writers is throttled
 //!   (balance_dirty_pages() starts background writeback). The flusher keeps
 //!   up to a queue depth (`inflight_ms` of the peak bandwidth, at least 1 MiB)
-//!   under writeback, and the device completes at its bandwidth. No periodic
-//!   kupdate writeback of expired pages (30 s `dirty_expire_centisecs`): data
-//!   below every background threshold stays dirty.
+//!   under writeback, oldest pages first, and the device completes at its
+//!   bandwidth. kupdate wakes every 5 s (`dirty_writeback_centisecs`) and has
+//!   every page dirtied more than 30 s ago (`dirty_expire_centisecs`) written
+//!   back, by page age in whole seconds where the kernel goes by inode
+//!   (`dirtied_when`).
 //! - **Accounting.** The global dirty count is dirty + writeback of all
 //!   bdis (`NR_FILE_DIRTY + NR_WRITEBACK`); FUSE's old `NR_WRITEBACK_TEMP`
 //!   is not separate. Dirtyable memory is constant during a run (dirty pages
@@ -139,9 +156,11 @@ pub mod plot;
 pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod scenario_file;
 pub mod throttle;
 
 pub use builtin::{all_builtin, builtin, BUILTIN};
-pub use engine::{parse_policy, policy_name, policy_title, run, Counts, Sim, SimError, POLICIES};
+pub use engine::{run, Counts, Sim, SimError};
 pub use record::{metrics, Metrics, Recording};
-pub use scenario::{Scenario, ScenarioError};
+pub use scenario::Scenario;
+pub use scenario_file::ScenarioError;

@@ -21,7 +21,8 @@ use std::vec::Vec;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::engine::policy_title;
+use crate::policy::Policy;
+
 use super::record::{Metrics, Recording};
 use super::scenario::{Scenario, PAGES_PER_MIB};
 
@@ -35,7 +36,8 @@ pub const FONT_CANDIDATES: [&str; 5] = [
     "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
 ];
 
-const FONT: &str = "sans-serif";
+/// The font family plot text is drawn in; [`init_font`] registers it.
+pub const FONT_FAMILY: &str = "sans-serif";
 
 static FONT_LOADED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
@@ -53,7 +55,7 @@ pub fn init_font() -> Result<PathBuf, String> {
                         // plotters keeps registered fonts for the whole process.
                         let bytes: &'static [u8] = Vec::leak(bytes);
                         for style in [FontStyle::Normal, FontStyle::Bold] {
-                            plotters::style::register_font(FONT, style, bytes)
+                            plotters::style::register_font(FONT_FAMILY, style, bytes)
                                 .map_err(|_| format!("{}: not a usable TrueType font", path.display()))?;
                         }
                         return Ok(path);
@@ -84,10 +86,11 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-const POLICY_COLORS: [RGBColor; 3] = [
+const POLICY_COLORS: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
 ];
 
 fn color(i: usize) -> RGBColor {
@@ -197,7 +200,7 @@ fn header<DB: DrawingBackend>(
 ) -> Result<DrawingArea<DB, Shift>, String> {
     root.fill(&WHITE).map_err(err)?;
     let (w, _) = root.dim_in_pixel();
-    let font = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
+    let font = TextStyle::from((FONT_FAMILY, 14).into_font()).color(&BLACK);
     // Lay the legend out in rows.
     let mut rows: Vec<Vec<(i32, &Key)>> = std::vec![Vec::new()];
     let mut x = 20i32;
@@ -221,13 +224,16 @@ fn header<DB: DrawingBackend>(
     let (top, body) = root.split_vertically(68 + legend_h);
     top.draw_text(
         title,
-        &(FONT, 24).into_font().style(FontStyle::Bold).color(&BLACK),
+        &(FONT_FAMILY, 24)
+            .into_font()
+            .style(FontStyle::Bold)
+            .color(&BLACK),
         (20, 8),
     )
     .map_err(err)?;
     top.draw_text(
         sub,
-        &(FONT, 15).into_font().color(&RGBColor(70, 70, 70)),
+        &(FONT_FAMILY, 15).into_font().color(&RGBColor(70, 70, 70)),
         (20, 40),
     )
     .map_err(err)?;
@@ -366,9 +372,9 @@ fn draw_thresh<DB: DrawingBackend>(
     let events = event_times(sc);
     let areas = body.split_evenly((runs.len().max(1), 1));
     for (area, r) in areas.iter().zip(runs) {
-        let policy = r.policy.map_or("?", policy_title);
+        let policy = r.policy.map_or("?", Policy::title);
         let mut chart = ChartBuilder::on(area)
-            .caption(policy, (FONT, 18))
+            .caption(policy, (FONT_FAMILY, 18))
             .margin_left(10)
             .margin_right(25)
             .margin_bottom(5)
@@ -383,8 +389,8 @@ fn draw_thresh<DB: DrawingBackend>(
             .y_labels(yax.ticks())
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| yax.label(*v))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT_FAMILY, 13))
+            .axis_desc_style((FONT_FAMILY, 14))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
@@ -450,7 +456,7 @@ fn draw_unused<DB: DrawingBackend>(
                 .and_then(|m| m.unused_share)
                 .map_or("n/a".to_string(), |u| format!("{:.1}%", u * 100.0));
             Key::new(
-                format!("{}: average {avg}", r.policy.map_or("?", policy_title)),
+                format!("{}: average {avg}", r.policy.map_or("?", Policy::title)),
                 POLICY_COLORS[i % POLICY_COLORS.len()].to_rgba(),
                 2,
             )
@@ -478,8 +484,8 @@ fn draw_unused<DB: DrawingBackend>(
         .y_desc("unallocated share of T (%)")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 14))
+        .label_style((FONT_FAMILY, 13))
+        .axis_desc_style((FONT_FAMILY, 14))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(err)?;
@@ -555,7 +561,7 @@ fn draw_throughput<DB: DrawingBackend>(
     let areas = body.split_evenly((runs.len().max(1), 1));
     for (area, r) in areas.iter().zip(runs) {
         let mut chart = ChartBuilder::on(area)
-            .caption(r.policy.map_or("?", policy_title), (FONT, 18))
+            .caption(r.policy.map_or("?", Policy::title), (FONT_FAMILY, 18))
             .margin_left(10)
             .margin_right(25)
             .margin_bottom(5)
@@ -569,8 +575,8 @@ fn draw_throughput<DB: DrawingBackend>(
             .y_desc("MiB/s")
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT_FAMILY, 13))
+            .axis_desc_style((FONT_FAMILY, 14))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;

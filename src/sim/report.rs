@@ -6,9 +6,9 @@ use std::io::{self, Write};
 use std::string::String;
 use std::vec::Vec;
 
-use super::engine::policy_name;
 use super::record::{Metrics, Recording};
 use super::scenario::{Scenario, PAGES_PER_MIB};
+use crate::policy::Policy;
 
 /// Header of [`write_timeseries`].
 pub const TIMESERIES_HEADER: &str = "policy,t_s,kind,name,wb_thresh_pages,wb_bg_thresh_pages,\
@@ -21,7 +21,7 @@ thresh_pages,bg_thresh_pages,hard_limit_pages,global_dirty_pages,global_writebac
 pub fn write_timeseries(out: &mut dyn Write, sc: &Scenario, runs: &[Recording]) -> io::Result<()> {
     writeln!(out, "{TIMESERIES_HEADER}")?;
     for rec in runs {
-        let p = rec.policy.map_or("?", policy_name);
+        let p = rec.policy.map_or("?", Policy::name);
         for (k, g) in rec.global.iter().enumerate() {
             let t = format!("{}.{:03}", g.t_ms / 1000, g.t_ms % 1000);
             let unused = if g.thresh > 0 {
@@ -79,7 +79,7 @@ pub fn write_metrics_csv(out: &mut dyn Write, all: &[Metrics]) -> io::Result<()>
     writeln!(out, "{METRICS_HEADER}")?;
     for m in all {
         let s = &m.scenario;
-        let p = policy_name(m.policy);
+        let p = m.policy.name();
         for c in &m.convergence {
             writeln!(
                 out,
@@ -163,7 +163,7 @@ pub fn table(all: &[Metrics]) -> String {
         });
         rows.push([
             m.scenario.clone(),
-            policy_name(m.policy).into(),
+            m.policy.name().into(),
             unused,
             format!("{:.1}", m.total_mib_s),
             format!("{pmax:.1} ({pdev})"),

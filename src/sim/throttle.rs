@@ -15,7 +15,7 @@ pub const RATELIMIT_CALC_SHIFT: u32 = 10;
 pub const POS_RATIO_ONE: u64 = 1 << RATELIMIT_CALC_SHIFT;
 /// `INIT_BW`: a bdi's write bandwidth estimate before any measurement,
 /// 100 MiB/s in pages/s.
-pub const INIT_BW: u64 = 100 << (20 - crate::PAGE_SHIFT);
+pub const INIT_BW: u64 = 100 << (20 - crate::consts::PAGE_SHIFT);
 /// `BANDWIDTH_INTERVAL`: bandwidth and `dirty_limit` are updated every 200 ms.
 pub const BANDWIDTH_INTERVAL_MS: u64 = 200;
 /// `WB_BANDWIDTH_IDLE_JIF`: after 1 s without I/O the bandwidth estimate
@@ -176,6 +176,145 @@ pub fn update_dirty_limit(limit: u64, thresh: u64, dirty: u64) -> u64 {
     }
 }
 
+/// `HZ` of the modelled kernel: pauses are whole jiffies, and their
+/// rounding shapes how fast a throttled task really goes. 250 is Debian's
+/// (and this project's test machine's) `CONFIG_HZ`.
+pub const HZ: u64 = 250;
+/// One jiffy in microseconds.
+pub const JIFFY_US: u64 = 1_000_000 / HZ;
+/// `MAX_PAUSE`: the longest a task sleeps in one `balance_dirty_pages()`
+/// call, `max(HZ / 5, 1)` jiffies.
+pub const MAX_PAUSE: u64 = if HZ / 5 > 1 { HZ / 5 } else { 1 };
+/// `DIRTY_POLL_THRESH`: `128 >> (PAGE_SHIFT - 10)` pages, the polling
+/// interval `wb_min_pause()` pushes towards (and a new task's first one).
+pub const DIRTY_POLL_THRESH: u64 = 128 >> (crate::consts::PAGE_SHIFT - 10);
+/// How often a task polls while its wb is `dirty_exceeded`: `32 >> (PAGE_SHIFT - 10)` pages.
+pub const DIRTY_EXCEEDED_POLL: u64 = 32 >> (crate::consts::PAGE_SHIFT - 10);
+
+/// `wb_max_pause()`: at most [`MAX_PAUSE`], less on a small `wb_dirty`
+/// so that the device does not run dry while the task sleeps (jiffies).
+pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
+    let t = wb_dirty / (1 + write_bw / (1 + HZ / 8).next_power_of_two()) + 1;
+    t.min(MAX_PAUSE)
+}
+
+/// `wb_min_pause()`: the shortest pause worth sleeping (jiffies) and the next
+/// `nr_dirtied_pause` (pages), from the wb's bandwidth and rate limits.
+pub fn wb_min_pause(
+    write_bw: u64,
+    dirty_ratelimit: u64,
+    max_pause: u64,
+    task_ratelimit: u64,
+) -> (u64, u64) {
+    let hi = i64::from(write_bw.max(1).ilog2());
+    let lo = i64::from(dirty_ratelimit.max(1).ilog2());
+    // Target 10 ms for one task, N · 10 ms for 2^N of them.
+    let hz = HZ as i64;
+    let mut t: i64 = (hz / 100).max(1);
+    if hi > lo {
+        t += (hi - lo) * (10 * hz) / 1024;
+    }
+    let max_pause = max_pause as i64;
+    t = t.min(1 + max_pause / 2);
+    let hz_pow2 = HZ.next_power_of_two() as i64;
+    let rate = dirty_ratelimit as i64;
+    let mut pages = rate * t / hz_pow2;
+    if pages < DIRTY_POLL_THRESH as i64 {
+        t = max_pause;
+        pages = rate * t / hz_pow2;
+        if pages > DIRTY_POLL_THRESH as i64 {
+            pages = DIRTY_POLL_THRESH as i64;
+            t = hz * DIRTY_POLL_THRESH as i64 / rate.max(1);
+        }
+    }
+    let pause = hz * pages / (task_ratelimit as i64 + 1);
+    if pause > max_pause {
+        t = max_pause;
+        pages = task_ratelimit as i64 * t / hz_pow2;
+    }
+    let pages = pages.max(0) as u64;
+    let min_pause = if pages >= DIRTY_POLL_THRESH {
+        1 + t / 2
+    } else {
+        t
+    };
+    (min_pause.max(0) as u64, pages)
+}
+
+/// A wb's dirty rate limit, `wb->dirty_ratelimit`, and the estimator
+/// `wb_update_dirty_ratelimit()` that moves it towards the balanced rate
+/// `write_bw / N` for N throttled tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `dirty_ratelimit` (pages/s): the base of every task's rate.
+    pub dirty_ratelimit: u64,
+    /// `balanced_dirty_ratelimit` (pages/s) of the last update.
+    pub balanced: u64,
+    /// `dirtied_stamp`: pages dirtied on the wb at the last bandwidth update.
+    pub dirtied_stamp: u64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            dirty_ratelimit: INIT_BW,
+            balanced: INIT_BW,
+            dirtied_stamp: 0,
+        }
+    }
+}
+
+impl RateLimit {
+    /// `wb_update_dirty_ratelimit()`: `dtc` and its `pos_ratio` as the
+    /// throttled task saw them, `dirtied` the wb's pages dirtied so far and
+    /// `elapsed` (ms) since the last bandwidth update.
+    pub fn update(&mut self, dtc: &Dtc, pos_ratio: u64, dirtied: u64, elapsed: u64) {
+        let freerun = dirty_freerun_ceiling(dtc.thresh, dtc.bg_thresh);
+        let limit = dtc.limit();
+        let mut setpoint = (freerun + limit) / 2;
+        let mut dirty = dtc.dirty;
+        let write_bw = dtc.write_bw;
+        let dirty_ratelimit = self.dirty_ratelimit;
+        let dirty_rate = dirtied.saturating_sub(self.dirtied_stamp) * 1000 / elapsed.max(1);
+        let task_ratelimit = ((u128::from(dirty_ratelimit) * u128::from(pos_ratio))
+            >> RATELIMIT_CALC_SHIFT) as u64
+            + 1;
+        let balanced = ((u128::from(task_ratelimit) * u128::from(write_bw))
+            / u128::from(dirty_rate | 1))
+        .min(u128::from(write_bw)) as u64;
+        if dtc.strict_limit {
+            dirty = dtc.wb_dirty;
+            setpoint = (dtc.wb_thresh + dtc.wb_bg_thresh) / 2;
+        }
+        let mut step = 0;
+        if dirty < setpoint {
+            let x = self.balanced.min(balanced).min(task_ratelimit);
+            if dirty_ratelimit < x {
+                step = x - dirty_ratelimit;
+            }
+        } else {
+            let x = self.balanced.max(balanced).max(task_ratelimit);
+            if dirty_ratelimit > x {
+                step = dirty_ratelimit - x;
+            }
+        }
+        // Slow down near the target: step >> (rate / (2·step + 1)), / 8.
+        let shift = dirty_ratelimit / (2 * step + 1);
+        step = if shift < 64 {
+            (step >> shift).div_ceil(8)
+        } else {
+            0
+        };
+        let next = if dirty_ratelimit < balanced {
+            dirty_ratelimit + step
+        } else {
+            dirty_ratelimit - step
+        };
+        self.dirty_ratelimit = next.max(1);
+        self.balanced = balanced;
+    }
+}
+
 /// A bdi's write bandwidth estimate (`wb->write_bandwidth` and
 /// `wb->avg_write_bandwidth`), updated like `wb_update_write_bandwidth()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,6 +446,52 @@ mod tests {
         assert_eq!(update_dirty_limit(100, 200, 0), 200);
         assert_eq!(update_dirty_limit(200 + 320, 200, 0), 200 + 310);
         assert_eq!(update_dirty_limit(1000, 200, 900), 1000 - (100 >> 5));
+    }
+
+    #[test]
+    fn dirty_ratelimit_converges_to_the_balanced_rate() {
+        // Two tasks well above the setpoint (pos_ratio 1/2) on a
+        // wb writing 10,000 pages/s: each task dirties at task_ratelimit, so
+        // the wb's dirty rate is 2 · task_ratelimit and the balanced rate
+        // write_bw / 2. (Exactly at the setpoint the kernel leaves
+        // dirty_ratelimit alone: it only follows the balanced rate when the
+        // position error points the same way, and barely moves it for a
+        // small error: "don't pursue 100% rate matching".)
+        let dtc = Dtc {
+            thresh: 100_000,
+            bg_thresh: 50_000,
+            dirty_limit: 100_000,
+            dirty: 95_000,
+            wb_thresh: 100_000,
+            wb_bg_thresh: 50_000,
+            wb_dirty: 95_000,
+            write_bw: 10_000,
+            strict_limit: false,
+        };
+        let pos_ratio = POS_RATIO_ONE / 2;
+        let mut r = RateLimit::default();
+        let mut dirtied = 0;
+        for _ in 0..2000 {
+            // 200 ms at 2 · task_ratelimit.
+            dirtied += 2 * ((r.dirty_ratelimit * pos_ratio) >> RATELIMIT_CALC_SHIFT) / 5;
+            r.update(&dtc, pos_ratio, dirtied, 200);
+            r.dirtied_stamp = dirtied;
+        }
+        assert!(r.dirty_ratelimit.abs_diff(5_000) < 500, "{r:?}");
+        assert!(r.balanced.abs_diff(5_000) < 500, "{r:?}");
+    }
+
+    #[test]
+    fn pauses_follow_the_kernel_bounds() {
+        // A big wb_dirty on a slow device: MAX_PAUSE.
+        assert_eq!(wb_max_pause(1000, 1 << 30), MAX_PAUSE);
+        // Almost nothing dirty: one jiffy.
+        assert_eq!(wb_max_pause(1 << 20, 10), 1);
+        // One task at its balanced rate: a pause of about 10 ms (HZ / 100
+        // jiffies) and nr_dirtied_pause pages to match it.
+        let (min_pause, pages) = wb_min_pause(25_600, 25_600, MAX_PAUSE, 25_600);
+        assert_eq!(min_pause, 1 + (HZ / 100).max(1) / 2);
+        assert_eq!(pages, 25_600 * (HZ / 100).max(1) / HZ.next_power_of_two());
     }
 
     #[test]

@@ -1,0 +1,517 @@
+//! `dirtylimit replay`: a `crosscheck` recording (its `--csv`) re-run in the simulator, and
+//! the simulator's trajectories held against the kernel's, phase by phase.
+//!
+//! The scenario is built from what the recording measured: the dirty threshold
+//! (`vm.dirty_bytes`; the background threshold is not recorded, the crosscheck's 1/8 of it
+//! is assumed), every bdi that wrote back, each with the fastest 1 s completion rate seen as
+//! its bandwidth, its `strict_limit` and `max_ratio_fine` (and their changes, as events),
+//! and per phase one writer per bdi at the rate the bdi completed in that phase. The
+//! simulator starts empty where the kernel has history (the host disk), so the first
+//! seconds differ; like `crosscheck`, the first `settle` seconds of a phase are not scored.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::format;
+use std::path::Path;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use super::crosscheck::median;
+use super::error::{ObserveError, Result};
+use crate::consts::PAGES_PER_MIB;
+use crate::policy::Policy;
+use crate::sim::{run, Recording, Scenario};
+
+/// The simulator's recording interval (ms): the crosscheck's 0.25 s samples.
+const SAMPLE_MS: u64 = 250;
+
+/// One line of a crosscheck CSV.
+#[derive(Debug, Clone)]
+struct Row {
+    t: f64,
+    bdi: String,
+    label: String,
+    written_kb: u64,
+    max_ratio_fine: u64,
+    strict: bool,
+    dirty_thresh_kb: u64,
+    dirty_kb: u64,
+    kernel_kb: u64,
+    phase: String,
+}
+
+fn parse(text: &str) -> Result<Vec<Row>> {
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| ObserveError::Other(format!("not a crosscheck CSV: no column {name}")))
+    };
+    let (t, bdi, label, written, max_fine, strict, thresh, dirty, kernel, phase) = (
+        col("t_s")?,
+        col("bdi")?,
+        col("device")?,
+        col("written_kb")?,
+        col("max_ratio_fine")?,
+        col("strict_limit")?,
+        col("dirty_thresh_kb")?,
+        col("dirty_kb")?,
+        col("kernel_kb")?,
+        col("phase")?,
+    );
+    let mut rows = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || ObserveError::Other(format!("line {}: cannot read {line:?}", n + 2));
+        let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).ok_or_else(bad);
+        rows.push(Row {
+            t: f.get(t).and_then(|s| s.parse().ok()).ok_or_else(bad)?,
+            bdi: f.get(bdi).ok_or_else(bad)?.to_string(),
+            label: f.get(label).ok_or_else(bad)?.to_string(),
+            written_kb: num(written)?,
+            max_ratio_fine: num(max_fine)?,
+            strict: num(strict)? != 0,
+            dirty_thresh_kb: num(thresh)?,
+            dirty_kb: num(dirty)?,
+            kernel_kb: num(kernel)?,
+            phase: f.get(phase).ok_or_else(bad)?.to_string(),
+        });
+    }
+    if rows.is_empty() {
+        return Err(ObserveError::Other("the CSV has no samples".into()));
+    }
+    Ok(rows)
+}
+
+/// A phase of the recording: name and time span (s).
+struct Span {
+    name: String,
+    from: f64,
+    to: f64,
+}
+
+fn spans(rows: &[Row]) -> Vec<Span> {
+    let mut v: Vec<Span> = Vec::new();
+    for r in rows {
+        match v.last_mut() {
+            Some(s) if s.name == r.phase => s.to = r.t,
+            _ => v.push(Span {
+                name: r.phase.clone(),
+                from: r.t,
+                to: r.t,
+            }),
+        }
+    }
+    v
+}
+
+/// A bdi of the recording as a simulated device.
+struct Dev {
+    bdi: String,
+    /// Scenario name: the label with anything but letters and digits as `-`.
+    name: String,
+    label: String,
+    /// Fastest 1 s completion rate (MiB/s).
+    bandwidth: f64,
+    strict: bool,
+    /// `max_ratio_fine` from the start, and its changes `(t, ppm)`.
+    max_ratio_fine: u64,
+    changes: Vec<(f64, u64)>,
+}
+
+fn devices(rows: &[Row]) -> Vec<Dev> {
+    let mut by_bdi: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by_bdi.entry(&r.bdi).or_default().push(r);
+    }
+    let mut v = Vec::new();
+    for (bdi, rs) in by_bdi {
+        let total: u64 = rs.iter().map(|r| r.written_kb).sum();
+        if total == 0 {
+            continue;
+        }
+        let mut bandwidth = 0f64;
+        for (i, r) in rs.iter().enumerate() {
+            let window: u64 = rs[i..]
+                .iter()
+                .take_while(|x| x.t < r.t + 1.0)
+                .map(|x| x.written_kb)
+                .sum();
+            bandwidth = bandwidth.max(window as f64 / 1024.0);
+        }
+        let mut changes = Vec::new();
+        for w in rs.windows(2) {
+            if w[1].max_ratio_fine != w[0].max_ratio_fine {
+                changes.push((w[1].t, w[1].max_ratio_fine));
+            }
+        }
+        let name: String = rs[0]
+            .label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        v.push(Dev {
+            bdi: bdi.to_string(),
+            name: format!("{name}-{}", v.len()),
+            label: rs[0].label.clone(),
+            bandwidth: bandwidth.max(1.0),
+            strict: rs[0].strict,
+            max_ratio_fine: rs[0].max_ratio_fine,
+            changes,
+        });
+    }
+    v
+}
+
+/// Mean completion rate (MiB/s) of `bdi` over `[from, to]`.
+fn rate(rows: &[Row], bdi: &str, from: f64, to: f64) -> f64 {
+    let kb: u64 = rows
+        .iter()
+        .filter(|r| r.bdi == bdi && r.t > from && r.t <= to)
+        .map(|r| r.written_kb)
+        .sum();
+    if to > from {
+        kb as f64 / 1024.0 / (to - from)
+    } else {
+        0.0
+    }
+}
+
+/// The scenario of a recording, as TOML (so that it goes through the same checks as a file).
+fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
+    let t0 = rows[0].t;
+    let end = rows.last().map_or(t0, |r| r.t) - t0;
+    let dirty_bytes = rows[0].dirty_thresh_kb * 1024;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "name = \"replay\"\nduration_s = {:.2}\nsample_ms = {SAMPLE_MS}\n\
+         [memory]\ndirtyable_mib = 16384\n[vm]\ndirty_bytes = {dirty_bytes}\n\
+         dirty_background_bytes = {}",
+        (end * 4.0).ceil() / 4.0,
+        dirty_bytes / 8
+    );
+    for d in devs {
+        let _ = writeln!(
+            s,
+            "[[device]]\nname = \"{}\"\nbandwidth_mib_s = {:.3}\nstrict_limit = {}\n\
+             max_ratio_fine = {}",
+            d.name, d.bandwidth, d.strict, d.max_ratio_fine
+        );
+    }
+    for d in devs {
+        for sp in spans {
+            let r = rate(rows, &d.bdi, sp.from, sp.to);
+            if r < 0.2 {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "[[writer]]\nname = \"{}-{}\"\ndevice = \"{}\"\nrate_mib_s = {r:.3}\n\
+                 start_s = {:.2}\nstop_s = {:.2}",
+                d.name,
+                s.matches("[[writer]]").count(),
+                d.name,
+                ((sp.from - t0) * 4.0).round() / 4.0,
+                ((sp.to - t0) * 4.0).round() / 4.0 + 0.25,
+            );
+        }
+        for &(t, ppm) in &d.changes {
+            let _ = writeln!(
+                s,
+                "[[event]]\nat_s = {:.2}\ndevice = \"{}\"\nmax_ratio_fine = {ppm}",
+                ((t - t0) * 4.0).round() / 4.0,
+                d.name
+            );
+        }
+    }
+    s
+}
+
+/// Runs `csv` (a `crosscheck --csv` recording) in the simulator under `policy` and returns
+/// the side-by-side table; with `figures`, also draws one figure per phase there
+/// (`replay-<n>.{svg,png}`: each bdi's threshold, kernel solid, simulator dashed).
+pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>) -> Result<String> {
+    let text =
+        std::fs::read_to_string(csv).map_err(|e| ObserveError::io_path("reading", csv, e))?;
+    let rows = parse(&text)?;
+    let spans = spans(&rows);
+    let devs = devices(&rows);
+    let toml = scenario_toml(&rows, &devs, &spans);
+    let sc =
+        Scenario::from_toml(&toml, "replay").map_err(|e| ObserveError::Other(e.to_string()))?;
+    let rec = run(&sc, policy).map_err(|e| ObserveError::Other(e.to_string()))?;
+    if let Some(dir) = figures {
+        #[cfg(feature = "cli")]
+        draw(dir, &rows, &devs, &spans, &sc, &rec).map_err(ObserveError::Other)?;
+        #[cfg(not(feature = "cli"))]
+        return Err(ObserveError::Other(format!(
+            "{}: figures need the cli feature",
+            dir.display()
+        )));
+    }
+    Ok(compare(&rows, &devs, &spans, &sc, &rec, settle_s))
+}
+
+/// One figure per phase after `idle`: each bdi's threshold over the phase.
+#[cfg(feature = "cli")]
+fn draw(
+    dir: &Path,
+    rows: &[Row],
+    devs: &[Dev],
+    spans: &[Span],
+    sc: &Scenario,
+    rec: &Recording,
+) -> std::result::Result<(), String> {
+    use crate::sim::plot::{init_font, FONT_FAMILY};
+    use plotters::prelude::*;
+
+    init_font()?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let t0 = rows[0].t;
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    for (n, sp) in spans.iter().enumerate().filter(|(n, _)| *n > 0) {
+        let mut series: Vec<Lines> = Vec::new();
+        let mut ymax = 1f64;
+        for (k, d) in devs.iter().enumerate() {
+            let kern: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.bdi == d.bdi && r.t >= sp.from && r.t <= sp.to)
+                .map(|r| (r.t - sp.from, r.kernel_kb as f64 / 1024.0))
+                .collect();
+            let sim: Vec<(f64, f64)> = kern
+                .iter()
+                .map(|&(dt, _)| {
+                    let i = (((sp.from + dt - t0) * 1000.0) as u64 / sc.sample_ms)
+                        .min(rec.len() as u64 - 1) as usize;
+                    (dt, rec.dev(i, k).wb_thresh as f64 / PAGES_PER_MIB as f64)
+                })
+                .collect();
+            ymax = kern.iter().chain(&sim).fold(ymax, |m, p| m.max(p.1));
+            series.push((d.label.clone(), kern, sim));
+        }
+        for ext in ["svg", "png"] {
+            let path = dir.join(format!("replay-{n}.{ext}"));
+            let title = format!(
+                "{}: wb_thresh, kernel (solid) and simulator (dashed)",
+                sp.name
+            );
+            let res = if ext == "svg" {
+                chart(
+                    SVGBackend::new(&path, (960, 540)).into_drawing_area(),
+                    &title,
+                    &series,
+                    ymax,
+                    sp.to - sp.from,
+                    &colors,
+                    FONT_FAMILY,
+                )
+            } else {
+                chart(
+                    BitMapBackend::new(&path, (960, 540)).into_drawing_area(),
+                    &title,
+                    &series,
+                    ymax,
+                    sp.to - sp.from,
+                    &colors,
+                    FONT_FAMILY,
+                )
+            };
+            res.map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One bdi's label, kernel line and simulator line `(s, MiB)`.
+#[cfg(feature = "cli")]
+type Lines = (String, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
+/// Kernel and simulator lines of one phase.
+#[cfg(feature = "cli")]
+fn chart<DB: plotters::prelude::DrawingBackend>(
+    root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[Lines],
+    ymax: f64,
+    xmax: f64,
+    colors: &[plotters::prelude::RGBColor],
+    font: &str,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+    let e = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, (font, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax.max(1.0), 0f64..ymax * 1.1)
+        .map_err(|x| e(&x))?;
+    c.configure_mesh()
+        .x_desc("s since the phase began")
+        .y_desc("MiB")
+        .label_style((font, 13))
+        .axis_desc_style((font, 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (i, (label, kern, sim)) in series.iter().enumerate() {
+        let col = colors[i % colors.len()];
+        c.draw_series(LineSeries::new(kern.iter().copied(), col.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], col.stroke_width(2)));
+        c.draw_series(DashedLineSeries::new(
+            sim.iter().copied(),
+            6,
+            4,
+            col.stroke_width(2),
+        ))
+        .map_err(|x| e(&x))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((font, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+fn compare(
+    rows: &[Row],
+    devs: &[Dev],
+    spans: &[Span],
+    sc: &Scenario,
+    rec: &Recording,
+    settle_s: f64,
+) -> String {
+    let t0 = rows[0].t;
+    let mib = |pages: u64| pages as f64 / PAGES_PER_MIB as f64;
+    let sample =
+        |t: f64| (((t - t0) * 1000.0) as u64 / sc.sample_ms).min(rec.len() as u64 - 1) as usize;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| phase | bdi | kernel thresh MiB | sim thresh MiB | median \\|err\\| | kernel MiB/s | sim MiB/s | to 0.5/0.8 of the move, kernel s | sim s |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut global =
+        String::from("\n| phase | kernel (dirty + writeback) / T | sim |\n|---|---:|---:|\n");
+    for sp in spans.iter().filter(|sp| sp.to - sp.from > settle_s) {
+        let from = sp.from + settle_s;
+        let scored: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.t >= from && r.t <= sp.to)
+            .collect();
+        for (k, d) in devs.iter().enumerate() {
+            let mine: Vec<&&Row> = scored.iter().filter(|r| r.bdi == d.bdi).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut errs: Vec<f64> = mine
+                .iter()
+                .filter(|r| r.kernel_kb > 0)
+                .map(|r| {
+                    let sim = mib(rec.dev(sample(r.t), k).wb_thresh) * 1024.0;
+                    (sim - r.kernel_kb as f64).abs() / r.kernel_kb as f64
+                })
+                .collect();
+            let mut kern: Vec<f64> = mine.iter().map(|r| r.kernel_kb as f64 / 1024.0).collect();
+            let mut sim: Vec<f64> = mine
+                .iter()
+                .map(|r| mib(rec.dev(sample(r.t), k).wb_thresh))
+                .collect();
+            let (a, b) = (sample(from), sample(sp.to));
+            let sim_rate = if b > a {
+                mib(rec.dev(b, k).written - rec.dev(a, k).written)
+                    / ((b - a) as f64 * sc.sample_ms as f64 / 1000.0)
+            } else {
+                0.0
+            };
+            // The whole phase, from its first sample, for the convergence times.
+            let whole: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.bdi == d.bdi && r.t >= sp.from && r.t <= sp.to)
+                .map(|r| (r.t - sp.from, r.kernel_kb as f64 / 1024.0))
+                .collect();
+            let sim_whole: Vec<(f64, f64)> = whole
+                .iter()
+                .map(|&(dt, _)| (dt, mib(rec.dev(sample(sp.from + dt), k).wb_thresh)))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {:.1} | {:.2}% | {:.1} | {:.1} | {} | {} |",
+                sp.name,
+                d.label,
+                median(&mut kern).unwrap_or(0.0),
+                median(&mut sim).unwrap_or(0.0),
+                median(&mut errs).unwrap_or(0.0) * 100.0,
+                rate(rows, &d.bdi, from, sp.to),
+                sim_rate,
+                convergence(&whole),
+                convergence(&sim_whole)
+            );
+        }
+        // Global dirty + writeback over T: the kernel's, once per sample.
+        let mut kern: Vec<f64> = Vec::new();
+        let mut last = f64::NAN;
+        for r in &scored {
+            if r.t != last && r.dirty_thresh_kb > 0 {
+                kern.push(r.dirty_kb as f64 / r.dirty_thresh_kb as f64);
+                last = r.t;
+            }
+        }
+        let mut sim: Vec<f64> = (sample(from)..=sample(sp.to))
+            .map(|i| {
+                let g = &rec.global[i];
+                (g.dirty + g.writeback) as f64 / g.thresh.max(1) as f64
+            })
+            .collect();
+        let _ = writeln!(
+            global,
+            "| {} | {:.3} | {:.3} |",
+            sp.name,
+            median(&mut kern).unwrap_or(0.0),
+            median(&mut sim).unwrap_or(0.0)
+        );
+    }
+    md.push_str(&global);
+    md
+}
+
+/// Seconds until a trajectory `(s since the phase began, MiB)` first covers half and 80%
+/// of its move from the first value to its final one (the median of the last fifth), as
+/// `0.5 s / 2.0 s`; `—` when it moves by less than 5% of the final value.
+fn convergence(v: &[(f64, f64)]) -> String {
+    let Some(&(_, first)) = v.first() else {
+        return "—".into();
+    };
+    let mut tail: Vec<f64> = v[v.len() * 4 / 5..].iter().map(|p| p.1).collect();
+    let Some(last) = median(&mut tail) else {
+        return "—".into();
+    };
+    let span = last - first;
+    if span.abs() < 0.05 * last.abs().max(1e-9) {
+        return "—".into();
+    }
+    let reach = |q: f64| {
+        v.iter()
+            .find(|p| (p.1 - first) / span >= q)
+            .map_or("—".to_string(), |p| format!("{:.1}", p.0))
+    };
+    format!("{} / {}", reach(0.5), reach(0.8))
+}

@@ -1,0 +1,77 @@
+//! `dirtylimit replay`: a recording re-run in the simulator. A synthetic
+//! recording with one bdi written at 10 MiB/s for 25 s must come back with
+//! the simulated writer at that rate and a threshold for the bdi.
+
+use std::fmt::Write as _;
+
+use dirtylimit::observe::replay::replay;
+use dirtylimit::policy::Policy;
+
+const HEADER: &str = "t_s,bdi,device,written_kb,min_ratio_fine,max_ratio_fine,strict_limit,\
+dirty_thresh_kb,dirty_kb,kernel_kb,linux_kb,linux_lo_kb,linux_hi_kb,redistribute_kb,rel_err,\
+fraction_ppm,active,wb_count,unused_kernel,unused_linux,unused_redistribute,phase";
+
+#[test]
+fn a_recording_replays_at_its_measured_rate() {
+    let mut csv = String::from(HEADER);
+    csv.push('\n');
+    for k in 0..112u32 {
+        let t = 0.25 * f64::from(k);
+        let phase = if t < 3.0 { "idle" } else { "A alone" };
+        let written = if t < 3.0 { 0 } else { 2560 }; // 10 MiB/s in 0.25 s samples
+        for (bdi, label, w, thresh) in [
+            ("7:0", "A loop0", written, 200_000),
+            ("7:1", "B loop1", 0, 30_000),
+        ] {
+            let _ = writeln!(
+                csv,
+                "{t:.3},{bdi},{label},{w},0,1000000,0,262144,20000,{thresh},0,0,0,0,0,0,1,1,,,,{phase}"
+            );
+        }
+    }
+    let path = std::env::temp_dir().join(format!("replay-{}.csv", std::process::id()));
+    std::fs::write(&path, csv).expect("write the recording");
+    let table = replay(&path, Policy::Linux, 9.0, None).expect("replay");
+    let _ = std::fs::remove_file(&path);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| A alone | A loop0 |"))
+        .unwrap_or_else(|| panic!("no row for A:\n{table}"));
+    let cells: Vec<f64> = row
+        .split('|')
+        .filter_map(|c| c.trim().trim_end_matches('%').parse().ok())
+        .collect();
+    // kernel thresh, sim thresh, median err, kernel MiB/s, sim MiB/s
+    assert_eq!(cells.len(), 5, "{row}");
+    assert!((cells[3] - 10.0).abs() < 0.5, "kernel rate {row}");
+    assert!((cells[4] - 10.0).abs() < 1.0, "simulated rate {row}");
+    assert!(cells[1] > 0.0, "simulated threshold {row}");
+}
+
+/// The recorded crosscheck run of this machine (Linux 6.18): the experiment's
+/// writers come back within 10% of their measured throughput in every phase.
+#[test]
+fn the_recorded_crosscheck_replays_its_writers() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/observe/crosscheck-6.18.csv"
+    ));
+    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    let mut checked = 0;
+    for line in table.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | phase | bdi | kernel | sim | err | kernel MiB/s | sim MiB/s | ...
+        if cells.len() < 8 || !["A loop0", "B loop1", "FUSE sink"].contains(&cells[2]) {
+            continue;
+        }
+        let (Ok(kernel), Ok(sim)) = (cells[6].parse::<f64>(), cells[7].parse::<f64>()) else {
+            continue;
+        };
+        if kernel < 1.0 {
+            continue;
+        }
+        assert!((sim - kernel).abs() <= 0.1 * kernel, "{line}");
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} writing rows:\n{table}");
+}
