@@ -95,6 +95,19 @@ unsafe fn domain_ref<'a>(dom: *const dirtylimit_domain) -> Option<&'a Dom> {
     unsafe { dom.cast::<Dom>().as_ref() }
 }
 
+/// Runs the setter `f` on the domain in `dom`: 0 or the setter's negative errno, -EINVAL for a
+/// null `dom`.
+///
+/// # Safety
+/// See [`domain`].
+unsafe fn set(dom: *mut dirtylimit_domain, f: impl FnOnce(&mut Dom) -> Result<(), Error>) -> c_int {
+    // SAFETY: forwarded contract.
+    match unsafe { domain(dom) } {
+        Some(d) => status(f(d)),
+        None => -EINVAL,
+    }
+}
+
 #[no_mangle]
 pub extern "C" fn dirtylimit_abi_version() -> u32 {
     DIRTYLIMIT_ABI_VERSION
@@ -194,10 +207,7 @@ pub unsafe extern "C" fn dirtylimit_add(dom: *mut dirtylimit_domain) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_remove(dom: *mut dirtylimit_domain, id: u32) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else {
-        return -EINVAL;
-    };
-    status(d.remove_bdi(BdiId(id)))
+    unsafe { set(dom, |d| d.remove_bdi(BdiId(id))) }
 }
 
 /// Sets a connection's floor in percent of the domain threshold. 0, -EINVAL (state unchanged),
@@ -212,10 +222,7 @@ pub unsafe extern "C" fn dirtylimit_set_min_ratio(
     percent: u32,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else {
-        return -EINVAL;
-    };
-    status(d.set_min_ratio(BdiId(id), percent))
+    unsafe { set(dom, |d| d.set_min_ratio(BdiId(id), percent)) }
 }
 
 /// Sets a connection's cap in percent of the domain threshold. 0, -EINVAL (state unchanged),
@@ -230,10 +237,7 @@ pub unsafe extern "C" fn dirtylimit_set_max_ratio(
     percent: u32,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else {
-        return -EINVAL;
-    };
-    status(d.set_max_ratio(BdiId(id), percent))
+    unsafe { set(dom, |d| d.set_max_ratio(BdiId(id), percent)) }
 }
 
 /// Sets a device's floor in parts per million of the domain threshold (`min_ratio_fine`). 0,
@@ -248,10 +252,7 @@ pub unsafe extern "C" fn dirtylimit_set_min_ratio_fine(
     ppm: u32,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else {
-        return -EINVAL;
-    };
-    status(d.set_min_ratio_fine(BdiId(id), ppm))
+    unsafe { set(dom, |d| d.set_min_ratio_fine(BdiId(id), ppm)) }
 }
 
 /// Sets a device's cap in parts per million of the domain threshold (`max_ratio_fine`). 0,
@@ -266,10 +267,7 @@ pub unsafe extern "C" fn dirtylimit_set_max_ratio_fine(
     ppm: u32,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else {
-        return -EINVAL;
-    };
-    status(d.set_max_ratio_fine(BdiId(id), ppm))
+    unsafe { set(dom, |d| d.set_max_ratio_fine(BdiId(id), ppm)) }
 }
 
 /// `bdi_set_strict_limit()`: the device's idle floor becomes `(thresh - dirty) / 100`. 0, or
@@ -284,10 +282,7 @@ pub unsafe extern "C" fn dirtylimit_set_strict_limit(
     on: bool,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    let Some(d) = (unsafe { domain(dom) }) else {
-        return -EINVAL;
-    };
-    status(d.set_strict_limit(BdiId(id), on))
+    unsafe { set(dom, |d| d.set_strict_limit(BdiId(id), on)) }
 }
 
 /// A connection's floor in ppm (>= 0), or a negative errno.
@@ -327,7 +322,12 @@ pub unsafe extern "C" fn dirtylimit_max_ratio_fine(dom: *const dirtylimit_domain
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_writeout_inc(dom: *mut dirtylimit_domain, id: u32, nr: u64, now: u64) {
+pub unsafe extern "C" fn dirtylimit_writeout_inc(
+    dom: *mut dirtylimit_domain,
+    id: u32,
+    nr: u64,
+    now: u64,
+) {
     // SAFETY: forwarded contract.
     if let Some(d) = unsafe { domain(dom) } {
         d.writeout_inc(BdiId(id), nr, now);
