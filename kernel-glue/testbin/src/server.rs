@@ -1,9 +1,14 @@
 //! In-memory FUSE server (flat root directory) used as the "fast" and the "stalled" server.
 //!
-//! `stall` mode answers everything except WRITE once stalling has begun: from the start
-//! (`--stall-now`) or after SIGUSR1. Unanswered WRITE replies are kept alive (fuser would answer
-//! EIO for a dropped reply), so the kernel's writeback pages stay pinned until the connection is
-//! aborted.
+//! Stalling: the server answers everything except WRITE once stalling has begun: from the start
+//! (`--stall-now`), after `--stall-after-ms N`, or after SIGUSR1. Unanswered WRITE replies are
+//! kept alive (fuser would answer EIO for a dropped reply), so the kernel's writeback pages stay
+//! pinned until the connection is aborted.
+//!
+//! `--latency-ms N`: every WRITE is answered N ms after it arrived (the data is stored at
+//! once), like a network filesystem; replies are sent by a second thread, so up to
+//! `max_background` WRITEs (set to 256 here) are in flight at once and the throughput is about
+//! (pages in flight) / latency.
 
 use fuser::consts::FUSE_WRITEBACK_CACHE;
 use fuser::{
@@ -13,9 +18,13 @@ use fuser::{
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 static STALL: AtomicBool = AtomicBool::new(false);
+
+/// A WRITE reply to send at a given time, with the length it acknowledges.
+type Deferred = (Instant, ReplyWrite, u32);
 
 extern "C" fn on_usr1(_: libc::c_int) {
     STALL.store(true, Ordering::SeqCst);
@@ -36,6 +45,7 @@ pub struct MemFs {
     wbcache: bool,
     stalled_replies: Vec<ReplyWrite>,
     write_bytes: u64,
+    latency: Option<(Duration, mpsc::Sender<Deferred>)>,
 }
 
 fn root_attr() -> FileAttr {
@@ -92,6 +102,8 @@ impl Filesystem for MemFs {
                 .map_err(|_| libc::ENOSYS)?;
         }
         let _ = config.set_max_write(128 * 1024);
+        let _ = config.set_max_background(256);
+        let _ = config.set_congestion_threshold(192);
         Ok(())
     }
 
@@ -237,7 +249,12 @@ impl Filesystem for MemFs {
         n.data[off as usize..end as usize].copy_from_slice(data);
         n.mtime = SystemTime::now();
         self.write_bytes += data.len() as u64;
-        reply.written(data.len() as u32);
+        match &self.latency {
+            Some((lat, tx)) => {
+                let _ = tx.send((Instant::now() + *lat, reply, data.len() as u32));
+            }
+            None => reply.written(data.len() as u32),
+        }
     }
 
     fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _lo: u64, reply: ReplyEmpty) {
@@ -290,16 +307,54 @@ impl Filesystem for MemFs {
     }
 }
 
-/// `serve MNT [--wbcache] [--stall-now]`: mount and serve until unmounted or aborted.
+/// The value after `flag` in `args`, parsed.
+fn opt_u64(args: &[String], flag: &str) -> Option<u64> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// Sends deferred WRITE replies when their time has come (they arrive in deadline order).
+fn reply_thread(rx: mpsc::Receiver<Deferred>) {
+    for (at, reply, len) in rx {
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        if STALL.load(Ordering::SeqCst) {
+            // keep it unanswered, like the stalled WRITEs
+            std::mem::forget(reply);
+            continue;
+        }
+        reply.written(len);
+    }
+}
+
+/// `serve MNT [--wbcache] [--stall-now] [--stall-after-ms N] [--latency-ms N]`: mount and serve
+/// until unmounted or aborted.
 pub fn main(args: &[String]) -> i32 {
     let Some(mnt) = args.first() else {
-        eprintln!("usage: serve MNT [--wbcache] [--stall-now]");
+        eprintln!(
+            "usage: serve MNT [--wbcache] [--stall-now] [--stall-after-ms N] [--latency-ms N]"
+        );
         return 2;
     };
     let wbcache = args.iter().any(|a| a == "--wbcache");
     if args.iter().any(|a| a == "--stall-now") {
         STALL.store(true, Ordering::SeqCst);
     }
+    if let Some(ms) = opt_u64(args, "--stall-after-ms") {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            STALL.store(true, Ordering::SeqCst);
+        });
+    }
+    let latency = opt_u64(args, "--latency-ms")
+        .filter(|&ms| ms > 0)
+        .map(|ms| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || reply_thread(rx));
+            (Duration::from_millis(ms), tx)
+        });
     // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
     unsafe {
         libc::signal(
@@ -313,6 +368,7 @@ pub fn main(args: &[String]) -> i32 {
         wbcache,
         stalled_replies: Vec::new(),
         write_bytes: 0,
+        latency,
     };
     let opts = [
         MountOption::FSName("dltest".into()),

@@ -14,8 +14,8 @@ pub struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
-    /// Map `len` bytes of `fd` read-write and shared.
-    pub fn new(fd: i32, len: usize) -> std::io::Result<Mapping> {
+    /// Map `len` bytes of `fd` from `offset` (page-aligned) read-write and shared.
+    pub fn new_at(fd: i32, len: usize, offset: u64) -> std::io::Result<Mapping> {
         // SAFETY: a fresh mapping chosen by the kernel; no existing memory is affected.
         let p = unsafe {
             libc::mmap(
@@ -24,7 +24,7 @@ impl Mapping {
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd,
-                0,
+                offset as libc::off_t,
             )
         };
         if p == libc::MAP_FAILED {
@@ -91,19 +91,6 @@ pub fn read_u64(path: &str) -> Option<u64> {
 
 pub fn write_str(path: &str, s: &str) -> std::io::Result<()> {
     fs::write(path, s)
-}
-
-/// A field of /proc/meminfo in kB.
-pub fn meminfo_kb(field: &str) -> u64 {
-    let s = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    for l in s.lines() {
-        if let Some(rest) = l.strip_prefix(field) {
-            if let Some(v) = rest.trim_start_matches(':').split_whitespace().next() {
-                return v.parse().unwrap_or(0);
-            }
-        }
-    }
-    0
 }
 
 pub struct XorShift(pub u64);
