@@ -18,6 +18,7 @@ fn main() {
         "fsx" => fsx::main(rest),
         "scenario" => scenario::main(rest),
         "dmon" => dmon::main(rest),
+        "asuser" => scenario::asuser(rest),
         _ => {
             eprintln!("usage: dltest serve|fsx|scenario|dmon ...");
             2

@@ -5,12 +5,15 @@
 //! kept alive (fuser would answer EIO for a dropped reply), so the kernel's writeback pages stay
 //! pinned until the connection is aborted.
 //!
+//! `--discard`: WRITE data is counted, not kept (reads return zeros), so a writer can stream
+//! through a file larger than the guest's memory.
+//!
 //! `--latency-ms N`: every WRITE is answered N ms after it arrived (the data is stored at
 //! once), like a network filesystem; replies are sent by a second thread, so up to
 //! `max_background` WRITEs (set to 256 here) are in flight at once and the throughput is about
 //! (pages in flight) / latency.
 
-use fuser::consts::FUSE_WRITEBACK_CACHE;
+use fuser::consts::{FOPEN_DIRECT_IO, FUSE_WRITEBACK_CACHE};
 use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, MountOption, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
@@ -31,11 +34,18 @@ extern "C" fn on_usr1(_: libc::c_int) {
 }
 
 const TTL: Duration = Duration::from_secs(1);
+/// `STATS_NAME` in the root: a read-only, direct-I/O file holding the WRITE bytes received so
+/// far, so that a test measures what reached the server, not what was dirtied in the cache.
+pub const STATS_NAME: &str = "__stats";
+const STATS_INO: u64 = 1 << 40;
 const MAX_FILE: u64 = 1 << 30;
+const MAX_DISCARD_FILE: u64 = 1 << 40;
 
 struct Node {
     name: OsString,
+    /// the contents, empty with `--discard`
     data: Vec<u8>,
+    size: u64,
     mtime: SystemTime,
 }
 
@@ -43,6 +53,7 @@ pub struct MemFs {
     files: HashMap<u64, Node>,
     next_ino: u64,
     wbcache: bool,
+    discard: bool,
     stalled_replies: Vec<ReplyWrite>,
     write_bytes: u64,
     latency: Option<(Duration, mpsc::Sender<Deferred>)>,
@@ -73,11 +84,21 @@ impl MemFs {
         if ino == 1 {
             return Some(root_attr());
         }
+        if ino == STATS_INO {
+            return Some(FileAttr {
+                ino,
+                size: 64,
+                kind: FileType::RegularFile,
+                perm: 0o444,
+                nlink: 1,
+                ..root_attr()
+            });
+        }
         let n = self.files.get(&ino)?;
         Some(FileAttr {
             ino,
-            size: n.data.len() as u64,
-            blocks: (n.data.len() as u64).div_ceil(512),
+            size: n.size,
+            blocks: n.size.div_ceil(512),
             atime: n.mtime,
             mtime: n.mtime,
             ctime: n.mtime,
@@ -110,6 +131,9 @@ impl Filesystem for MemFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         if parent != 1 {
             return reply.error(libc::ENOENT);
+        }
+        if name == STATS_NAME {
+            return reply.entry(&TTL, &self.attr(STATS_INO).expect("stats"), 0);
         }
         let ino = self
             .files
@@ -148,12 +172,21 @@ impl Filesystem for MemFs {
         reply: ReplyAttr,
     ) {
         if let Some(sz) = size {
-            if sz > MAX_FILE {
+            if sz
+                > if self.discard {
+                    MAX_DISCARD_FILE
+                } else {
+                    MAX_FILE
+                }
+            {
                 return reply.error(libc::EFBIG);
             }
             match self.files.get_mut(&ino) {
                 Some(n) => {
-                    n.data.resize(sz as usize, 0);
+                    n.size = sz;
+                    if !self.discard {
+                        n.data.resize(sz as usize, 0);
+                    }
                     n.mtime = SystemTime::now();
                 }
                 None => return reply.error(libc::ENOENT),
@@ -185,6 +218,7 @@ impl Filesystem for MemFs {
             Node {
                 name: name.to_owned(),
                 data: Vec::new(),
+                size: 0,
                 mtime: SystemTime::now(),
             },
         );
@@ -193,7 +227,9 @@ impl Filesystem for MemFs {
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        if self.attr(ino).is_some() {
+        if ino == STATS_INO {
+            reply.opened(0, FOPEN_DIRECT_IO)
+        } else if self.attr(ino).is_some() {
             reply.opened(0, 0)
         } else {
             reply.error(libc::ENOENT)
@@ -211,12 +247,20 @@ impl Filesystem for MemFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
+        if ino == STATS_INO {
+            let text = format!("{}\n", self.write_bytes);
+            let off = (offset.max(0) as usize).min(text.len());
+            return reply.data(&text.as_bytes()[off..]);
+        }
         let Some(n) = self.files.get(&ino) else {
             return reply.error(libc::ENOENT);
         };
-        let off = (offset.max(0) as usize).min(n.data.len());
-        let end = off.saturating_add(size as usize).min(n.data.len());
-        reply.data(&n.data[off..end]);
+        let off = (offset.max(0) as u64).min(n.size);
+        let end = off.saturating_add(size as u64).min(n.size);
+        if self.discard {
+            return reply.data(&vec![0u8; (end - off) as usize]);
+        }
+        reply.data(&n.data[off as usize..end as usize]);
     }
 
     fn write(
@@ -240,13 +284,22 @@ impl Filesystem for MemFs {
         };
         let off = offset.max(0) as u64;
         let end = off + data.len() as u64;
-        if end > MAX_FILE {
+        if end
+            > if self.discard {
+                MAX_DISCARD_FILE
+            } else {
+                MAX_FILE
+            }
+        {
             return reply.error(libc::EFBIG);
         }
-        if (n.data.len() as u64) < end {
-            n.data.resize(end as usize, 0);
+        n.size = n.size.max(end);
+        if !self.discard {
+            if (n.data.len() as u64) < end {
+                n.data.resize(end as usize, 0);
+            }
+            n.data[off as usize..end as usize].copy_from_slice(data);
         }
-        n.data[off as usize..end as usize].copy_from_slice(data);
         n.mtime = SystemTime::now();
         self.write_bytes += data.len() as u64;
         match &self.latency {
@@ -329,12 +382,12 @@ fn reply_thread(rx: mpsc::Receiver<Deferred>) {
     }
 }
 
-/// `serve MNT [--wbcache] [--stall-now] [--stall-after-ms N] [--latency-ms N]`: mount and serve
+/// `serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N]`: mount and serve
 /// until unmounted or aborted.
 pub fn main(args: &[String]) -> i32 {
     let Some(mnt) = args.first() else {
         eprintln!(
-            "usage: serve MNT [--wbcache] [--stall-now] [--stall-after-ms N] [--latency-ms N]"
+            "usage: serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N]"
         );
         return 2;
     };
@@ -366,6 +419,7 @@ pub fn main(args: &[String]) -> i32 {
         files: HashMap::new(),
         next_ino: 2,
         wbcache,
+        discard: args.iter().any(|a| a == "--discard"),
         stalled_replies: Vec::new(),
         write_bytes: 0,
         latency,

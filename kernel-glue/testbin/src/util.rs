@@ -2,7 +2,6 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 
 /// A MAP_SHARED mapping of a whole file; unmapped on drop.
 pub struct Mapping {
@@ -74,11 +73,16 @@ pub fn close(fd: i32) {
     }
 }
 
-/// fusectl connection number of the FUSE mount at `mnt` (the minor of its st_dev).
+/// fusectl connection number of the FUSE mount at `mnt`: the minor of its device, from
+/// /proc/self/mountinfo (no stat: that would wait for the server's INIT reply).
 pub fn conn_id(mnt: &str) -> Option<u64> {
-    let m = fs::metadata(mnt).ok()?;
-    let dev = m.dev();
-    Some(((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u64)
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let line = info
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(mnt))
+        .last()?;
+    let dev = line.split_whitespace().nth(2)?;
+    dev.split(':').nth(1)?.parse().ok()
 }
 
 pub fn ctl_path(conn: u64, file: &str) -> String {
