@@ -5,15 +5,17 @@
 # panic=abort, no unwind tables, and the mitigations of Debian's 6.1 kernel the way Rust for Linux
 # builds them: returns through __x86_return_thunk (CONFIG_RETHUNK), indirect branches through
 # __x86_indirect_thunk_* (CONFIG_RETPOLINE). Both are -Z flags, hence RUSTC_BOOTSTRAP=1.
+# -Zcf-protection=branch: an ENDBR64 at every function entry (CONFIG_X86_KERNEL_IBT; objtool
+# rejects exported functions without one).
 # -Zplt=yes: without it rustc asks LLVM to call runtime functions (memcpy) through the GOT
 # (R_X86_64_GOTPCREL), which insmod rejects.
 # No LTO: each crate's objects are partially linked with `ld -r --gc-sections` from the
 # exported symbols; precompiled core/compiler_builtins are NOT linked in, so any call into
 # them stays undefined and fails the gate below. That is also why mixing the mitigation flags with
 # the precompiled core (built without them) is allowed: none of its code ends up in the object.
-# The gate fails the build on: an undefined symbol other than mem*, the kernel's thunks and the
-# glue's panic hook; any xmm/ymm/x87 instruction; a relocation other than
-# R_X86_64_{64,32S,PC32,PLT32,PC64}; a missing export.
+# The gate fails the build on: an undefined symbol other than mem* and the kernel's thunks (so a
+# panic path, which would call the glue's dirtylimit_panic_hook, fails it too); any xmm/ymm/x87
+# instruction; a relocation other than R_X86_64_{64,32S,PC32,PLT32,PC64}; a missing export.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:?usage: build-kobj.sh OUTDIR}
@@ -32,27 +34,33 @@ fi
 export CARGO_TARGET_DIR=$OUT/target
 export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-C relocation-model=static -C code-model=kernel -C panic=abort -C debuginfo=0 \
- -C force-unwind-tables=no -C embed-bitcode=no -Zfunction-return=thunk-extern \
+ -C force-unwind-tables=no -C embed-bitcode=no -Zfunction-return=thunk-extern -Zcf-protection=branch \
  -Zretpoline-external-thunk -Zplt=yes -Cunsafe-allow-abi-mismatch=retpoline,retpoline-external-thunk \
  ${EXTRA[*]}"
 (cd "$HERE" && cargo build -q --release --lib --target "$TARGET" --message-format=json \
 	>"$OUT/cargo.json" 2> >(grep -v 'soft-float\|unstable feature specified' >&2))
 
-EXPORTS=$(sed -n 's/^pub \(unsafe \)\?extern "C" fn \([a-z0-9_]*\).*/\2/p' "$HERE/src/lib.rs")
+EXPORTS=$(cat "$HERE"/src/*.rs | sed -n 's/^pub \(unsafe \)\?extern "C" fn \([a-z0-9_]*\).*/\2/p')
 # The rlibs of this build (the deps directory may hold stale ones from other flag sets).
 RLIBS=$(grep -o '"filenames":\[[^]]*\]' "$OUT/cargo.json" | grep -o '[^"]*\.rlib' | sort -u)
 OBJ=$OUT/dirtylimit_rust.o
+# Only the C interface stays global (the kernel exports every global function of the object).
+printf '%s\n' $EXPORTS >"$OUT/exports.txt"
 ld -r --gc-sections $(printf -- '-u %s ' $EXPORTS) -o "$OBJ.tmp" --start-group $RLIBS --end-group
 # One object for objtool: drop the per-crate STT_FILE symbols (objtool would take several of
 # them for a linked object and force --link), the unwind tables and the notes.
 FILESYMS=$(readelf -sW "$OBJ.tmp" | awk '$4 == "FILE" && $8 != "" {print "--strip-symbol=" $8}' | sort -u)
+# The panic handler is garbage-collected when no code can panic, but ld -r leaves the hook it
+# would call in the symbol table: drop that entry (objcopy keeps it, and the gate below fails,
+# if a relocation still names it).
 objcopy --remove-section=.eh_frame --remove-section=.rela.eh_frame --remove-section=.comment \
-	--remove-section=.note.GNU-stack $FILESYMS "$OBJ.tmp" "$OBJ"
+	--remove-section=.note.GNU-stack --strip-symbol=dirtylimit_panic_hook \
+	--keep-global-symbols="$OUT/exports.txt" $FILESYMS "$OBJ.tmp" "$OBJ"
 rm -f "$OBJ.tmp"
 
 fail=0
 undef=$(nm -u "$OBJ" | awk '{print $2}' |
-	grep -Ev '^(memcpy|memset|memmove|memcmp|__x86_return_thunk|__x86_indirect_thunk_r[a-z0-9]+|dirtylimit_panic_hook)$' || true)
+	grep -Ev '^(memcpy|memset|memmove|memcmp|__x86_return_thunk|__x86_indirect_thunk_r[a-z0-9]+)$' || true)
 [ -z "$undef" ] || { echo "gate: FAIL: undefined symbols:"; echo "$undef" | sed 's/^/  /'; fail=1; }
 fpu=$(objdump -d --no-show-raw-insn "$OBJ" |
 	grep -E '%[xyz]mm[0-9]|%st(\(|\b)|\bf(ld|st|add|mul|div|sub|ild|istp|xch|comi|nstcw|ldcw|xsave|xrstor)[a-z]*\b|\b(movs[sd]|cvt[a-z0-9]+|emms)\b' || true)

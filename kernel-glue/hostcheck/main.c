@@ -10,6 +10,9 @@
 #include "dirtylimit.h"
 #include "dirtylimit_kat.h"
 
+/* Called by the host build's Rust panic handler (the kernel object has no panic path). */
+void dirtylimit_panic_hook(const char *file, size_t len, uint32_t line) __attribute__((noreturn));
+
 void dirtylimit_panic_hook(const char *file, size_t len, uint32_t line)
 {
 	fprintf(stderr, "hostcheck: Rust panic at %.*s:%u\n", (int)len, file, line);

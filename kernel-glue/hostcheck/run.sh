@@ -9,5 +9,5 @@ OUT=$(cd "$OUT" && pwd)
 export CARGO_TARGET_DIR=$OUT/target
 (cd "$HERE/../ffi" && cargo build -q --release --lib --target x86_64-unknown-linux-gnu)
 LIB=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/libdirtylimit_ffi.a
-gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$HERE/../include" -o "$OUT/hostcheck" "$HERE/main.c" "$LIB"
+gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$HERE/include" -I"$HERE/../include" -o "$OUT/hostcheck" "$HERE/main.c" "$LIB"
 "$OUT/hostcheck"

@@ -28,17 +28,20 @@ static inline int dirtylimit_kat(void *dom, void *slots, const char **failed)
 	int n = 0;
 	uint64_t t0, t1, t2;
 	const uint64_t period = 750; /* 3 s at HZ=250 */
+	const uint32_t rd = DIRTYLIMIT_POLICY_REDISTRIBUTE;
 
 	DL_KAT_CHECK(dirtylimit_abi_version() == DIRTYLIMIT_ABI_VERSION, "abi version");
 	DL_KAT_CHECK(dirtylimit_domain_size() > 0 && dirtylimit_slot_size() > 0, "sizes");
 	DL_KAT_CHECK((dirtylimit_domain_align() & (dirtylimit_domain_align() - 1)) == 0 &&
 			     (dirtylimit_slot_align() & (dirtylimit_slot_align() - 1)) == 0,
 		     "alignments are powers of two");
-	DL_KAT_CHECK(dirtylimit_init((void *)0, slots, DL_KAT_SLOTS, period) == -EINVAL,
+	DL_KAT_CHECK(dirtylimit_init((void *)0, slots, DL_KAT_SLOTS, period, rd) == -EINVAL,
 		     "init rejects a null domain");
-	DL_KAT_CHECK(dirtylimit_init(dom, slots, DL_KAT_SLOTS, 0) == -EINVAL,
+	DL_KAT_CHECK(dirtylimit_init(dom, slots, DL_KAT_SLOTS, 0, rd) == -EINVAL,
 		     "init rejects a zero period");
-	DL_KAT_CHECK(dirtylimit_init(dom, slots, DL_KAT_SLOTS, period) == 0, "init");
+	DL_KAT_CHECK(dirtylimit_init(dom, slots, DL_KAT_SLOTS, period, 2) == -EINVAL,
+		     "init rejects an unknown policy");
+	DL_KAT_CHECK(dirtylimit_init(dom, slots, DL_KAT_SLOTS, period, rd) == 0, "init");
 
 	/* add/remove: ids are slots, a full domain says -ENOSPC */
 	DL_KAT_CHECK(dirtylimit_add(dom) == 0 && dirtylimit_add(dom) == 1 && dirtylimit_add(dom) == 2,
@@ -58,6 +61,11 @@ static inline int dirtylimit_kat(void *dom, void *slots, const char **failed)
 	DL_KAT_CHECK(dirtylimit_set_max_ratio(dom, 0, 50) == -EINVAL &&
 			     dirtylimit_max_ratio_fine(dom, 0) == 1000000,
 		     "cap below floor rejected");
+	DL_KAT_CHECK(dirtylimit_set_max_ratio_fine(dom, 0, 1000001) == -EINVAL &&
+			     dirtylimit_max_ratio_fine(dom, 0) == 1000000,
+		     "max_ratio_fine above 10^6 rejected, cap unchanged");
+	DL_KAT_CHECK(dirtylimit_set_strict_limit(dom, 7, true) == -ENOENT,
+		     "strict_limit of an unknown id");
 	DL_KAT_CHECK(dirtylimit_set_min_ratio(dom, 0, 0) == 0, "floor back to 0");
 	DL_KAT_CHECK(dirtylimit_set_min_ratio(dom, 7, 1) == -ENOENT &&
 			     dirtylimit_set_max_ratio(dom, 7, 1) == -ENOENT,
@@ -99,6 +107,19 @@ static inline int dirtylimit_kat(void *dom, void *slots, const char **failed)
 	DL_KAT_CHECK(dirtylimit_global_thresh(100000, 0, 0, 20, 4096 * 1000) == 1000,
 		     "dirty_bytes wins");
 	DL_KAT_CHECK(dirtylimit_global_thresh(100000, 0, 0, 101, 0) == 0, "dirty_ratio 101 rejected");
+
+	/* Linux policy: the share a cap clips off goes to nobody */
+	DL_KAT_CHECK(dirtylimit_init(dom, slots, DL_KAT_SLOTS, period, DIRTYLIMIT_POLICY_LINUX) == 0 &&
+			     dirtylimit_add(dom) == 0 && dirtylimit_add(dom) == 1,
+		     "init with the Linux policy");
+	dirtylimit_writeout_inc(dom, 0, 300, 10);
+	dirtylimit_writeout_inc(dom, 1, 100, 10);
+	dirtylimit_update_dirty_limit(dom, 1000);
+	DL_KAT_CHECK(dirtylimit_set_max_ratio(dom, 0, 50) == 0, "Linux: cap 50%");
+	t0 = dirtylimit_wb_thresh(dom, 0, 1000, 1000);
+	t1 = dirtylimit_wb_thresh(dom, 1, 1000, 1000);
+	DL_KAT_CHECK(t0 >= 498 && t0 <= 500 && t1 >= 248 && t1 <= 250,
+		     "Linux: capped share allocated to nobody");
 	return n;
 }
 

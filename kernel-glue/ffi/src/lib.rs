@@ -1,5 +1,7 @@
-//! `extern "C"` boundary of the `dirtylimit` core, for `fuse.ko` (CONFIG_FUSE_DIRTY_LIMIT) and the
-//! host-side C check. The C declarations are in `kernel-glue/include/dirtylimit.h`.
+//! `extern "C"` boundary of the `dirtylimit` core, for the kernel (`lib/dirtylimit`, used by
+//! `CONFIG_FUSE_DIRTY_LIMIT` and `CONFIG_WB_DIRTY_REDISTRIBUTE`) and the host-side C check. The C
+//! declarations are in `kernel-glue/include/dirtylimit.h` (in the kernel tree:
+//! `include/linux/dirtylimit.h`).
 //!
 //! Memory and locking belong to the C side:
 //! * it allocates `nr` slots of [`dirtylimit_slot_size`] bytes (aligned to
@@ -15,6 +17,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use core::ffi::{c_char, c_int, c_void};
+use core::marker::{PhantomData, PhantomPinned};
 use core::mem::{align_of, size_of};
 use dirtylimit::domain::{Domain, DomainConfig};
 use dirtylimit::global_limits::{
@@ -25,7 +28,21 @@ use dirtylimit::{Bdi, BdiId, Error, Policy};
 const EINVAL: c_int = 22;
 
 /// Bumped whenever a signature in `dirtylimit.h` changes.
-pub const DIRTYLIMIT_ABI_VERSION: u32 = 1;
+pub const DIRTYLIMIT_ABI_VERSION: u32 = 2;
+
+/// `DIRTYLIMIT_POLICY_LINUX`: thresholds as `__wb_calc_thresh()` computes them.
+pub const DIRTYLIMIT_POLICY_LINUX: u32 = 0;
+/// `DIRTYLIMIT_POLICY_REDISTRIBUTE`: the share clipped by caps goes to the uncapped devices.
+pub const DIRTYLIMIT_POLICY_REDISTRIBUTE: u32 = 1;
+
+/// `struct dirtylimit_domain`: opaque to C, a `Domain<'static>` on this side. C only ever holds
+/// a pointer to caller-allocated memory of [`dirtylimit_domain_size`] bytes.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct dirtylimit_domain {
+    _opaque: [u8; 0],
+    _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
+}
 
 extern "C" {
     /// Provided by the C side: report a Rust panic (`file`, `len`, `line`) and never return.
@@ -62,7 +79,7 @@ fn status(r: Result<(), Error>) -> c_int {
 /// # Safety
 /// `dom` is null or was initialised by [`dirtylimit_init`], is still allocated, and the caller
 /// holds the C side's lock (no other reference to it exists for `'a`).
-unsafe fn domain<'a>(dom: *mut c_void) -> Option<&'a mut Dom> {
+unsafe fn domain<'a>(dom: *mut dirtylimit_domain) -> Option<&'a mut Dom> {
     // SAFETY: per this function's contract, a non-null `dom` points to an initialised, live,
     // exclusively accessed `Domain<'static>`.
     unsafe { dom.cast::<Dom>().as_mut() }
@@ -72,7 +89,7 @@ unsafe fn domain<'a>(dom: *mut c_void) -> Option<&'a mut Dom> {
 ///
 /// # Safety
 /// As for [`domain`].
-unsafe fn domain_ref<'a>(dom: *const c_void) -> Option<&'a Dom> {
+unsafe fn domain_ref<'a>(dom: *const dirtylimit_domain) -> Option<&'a Dom> {
     // SAFETY: per this function's contract, a non-null `dom` points to an initialised, live
     // `Domain<'static>` that nobody mutates during the call.
     unsafe { dom.cast::<Dom>().as_ref() }
@@ -103,9 +120,11 @@ pub extern "C" fn dirtylimit_slot_align() -> usize {
     align_of::<Bdi>()
 }
 
-/// Initialises a `Redistribute` domain (with the idle-device floor) in `dom` over `nr` slots at
-/// `slots`; `period_len` is the aging period in the unit later passed as `now` (jiffies in the
-/// kernel). Returns 0, or -EINVAL for a null or misaligned pointer or a zero period.
+/// Initialises a domain with `policy` ([`DIRTYLIMIT_POLICY_LINUX`] or
+/// [`DIRTYLIMIT_POLICY_REDISTRIBUTE`], both with the idle-device floor) in `dom` over `nr` slots
+/// at `slots`; `period_len` is the aging period in the unit later passed as `now` (jiffies in the
+/// kernel). Returns 0, or -EINVAL for a null or misaligned pointer, a zero period or an unknown
+/// policy (nothing is written then).
 ///
 /// # Safety
 /// `dom` points to [`dirtylimit_domain_size`] writable bytes, `slots` to `nr` *
@@ -114,11 +133,17 @@ pub extern "C" fn dirtylimit_slot_align() -> usize {
 /// a live domain (the old one is overwritten without being dropped; it owns nothing).
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_init(
-    dom: *mut c_void,
+    dom: *mut dirtylimit_domain,
     slots: *mut c_void,
     nr: usize,
     period_len: u64,
+    policy: u32,
 ) -> c_int {
+    let policy = match policy {
+        DIRTYLIMIT_POLICY_LINUX => Policy::Linux,
+        DIRTYLIMIT_POLICY_REDISTRIBUTE => Policy::Redistribute,
+        _ => return -EINVAL,
+    };
     if dom.is_null()
         || slots.is_null()
         || period_len == 0
@@ -138,7 +163,7 @@ pub unsafe extern "C" fn dirtylimit_init(
     let slots: &'static mut [Bdi] = unsafe { core::slice::from_raw_parts_mut(first, nr) };
     let cfg = DomainConfig {
         period_len,
-        ..DomainConfig::new(Policy::Redistribute)
+        ..DomainConfig::new(policy)
     };
     // SAFETY: `dom` is aligned and large enough for a `Domain<'static>` (contract above) and
     // holds no live value that would need dropping.
@@ -151,7 +176,7 @@ pub unsafe extern "C" fn dirtylimit_init(
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_add(dom: *mut c_void) -> c_int {
+pub unsafe extern "C" fn dirtylimit_add(dom: *mut dirtylimit_domain) -> c_int {
     // SAFETY: forwarded contract.
     let Some(d) = (unsafe { domain(dom) }) else {
         return -EINVAL;
@@ -167,7 +192,7 @@ pub unsafe extern "C" fn dirtylimit_add(dom: *mut c_void) -> c_int {
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_remove(dom: *mut c_void, id: u32) -> c_int {
+pub unsafe extern "C" fn dirtylimit_remove(dom: *mut dirtylimit_domain, id: u32) -> c_int {
     // SAFETY: forwarded contract.
     let Some(d) = (unsafe { domain(dom) }) else {
         return -EINVAL;
@@ -182,7 +207,7 @@ pub unsafe extern "C" fn dirtylimit_remove(dom: *mut c_void, id: u32) -> c_int {
 /// See [`domain`].
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_set_min_ratio(
-    dom: *mut c_void,
+    dom: *mut dirtylimit_domain,
     id: u32,
     percent: u32,
 ) -> c_int {
@@ -200,7 +225,7 @@ pub unsafe extern "C" fn dirtylimit_set_min_ratio(
 /// See [`domain`].
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_set_max_ratio(
-    dom: *mut c_void,
+    dom: *mut dirtylimit_domain,
     id: u32,
     percent: u32,
 ) -> c_int {
@@ -211,12 +236,66 @@ pub unsafe extern "C" fn dirtylimit_set_max_ratio(
     status(d.set_max_ratio(BdiId(id), percent))
 }
 
+/// Sets a device's floor in parts per million of the domain threshold (`min_ratio_fine`). 0,
+/// -EINVAL (state unchanged), or -ENOENT.
+///
+/// # Safety
+/// See [`domain`].
+#[no_mangle]
+pub unsafe extern "C" fn dirtylimit_set_min_ratio_fine(
+    dom: *mut dirtylimit_domain,
+    id: u32,
+    ppm: u32,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
+    status(d.set_min_ratio_fine(BdiId(id), ppm))
+}
+
+/// Sets a device's cap in parts per million of the domain threshold (`max_ratio_fine`). 0,
+/// -EINVAL (state unchanged), or -ENOENT.
+///
+/// # Safety
+/// See [`domain`].
+#[no_mangle]
+pub unsafe extern "C" fn dirtylimit_set_max_ratio_fine(
+    dom: *mut dirtylimit_domain,
+    id: u32,
+    ppm: u32,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
+    status(d.set_max_ratio_fine(BdiId(id), ppm))
+}
+
+/// `bdi_set_strict_limit()`: the device's idle floor becomes `(thresh - dirty) / 100`. 0, or
+/// -ENOENT.
+///
+/// # Safety
+/// See [`domain`].
+#[no_mangle]
+pub unsafe extern "C" fn dirtylimit_set_strict_limit(
+    dom: *mut dirtylimit_domain,
+    id: u32,
+    on: bool,
+) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(d) = (unsafe { domain(dom) }) else {
+        return -EINVAL;
+    };
+    status(d.set_strict_limit(BdiId(id), on))
+}
+
 /// A connection's floor in ppm (>= 0), or a negative errno.
 ///
 /// # Safety
 /// See [`domain_ref`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_min_ratio_fine(dom: *const c_void, id: u32) -> i64 {
+pub unsafe extern "C" fn dirtylimit_min_ratio_fine(dom: *const dirtylimit_domain, id: u32) -> i64 {
     // SAFETY: forwarded contract.
     let Some(d) = (unsafe { domain_ref(dom) }) else {
         return -i64::from(EINVAL);
@@ -232,7 +311,7 @@ pub unsafe extern "C" fn dirtylimit_min_ratio_fine(dom: *const c_void, id: u32) 
 /// # Safety
 /// See [`domain_ref`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_max_ratio_fine(dom: *const c_void, id: u32) -> i64 {
+pub unsafe extern "C" fn dirtylimit_max_ratio_fine(dom: *const dirtylimit_domain, id: u32) -> i64 {
     // SAFETY: forwarded contract.
     let Some(d) = (unsafe { domain_ref(dom) }) else {
         return -i64::from(EINVAL);
@@ -248,7 +327,7 @@ pub unsafe extern "C" fn dirtylimit_max_ratio_fine(dom: *const c_void, id: u32) 
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_writeout_inc(dom: *mut c_void, id: u32, nr: u64, now: u64) {
+pub unsafe extern "C" fn dirtylimit_writeout_inc(dom: *mut dirtylimit_domain, id: u32, nr: u64, now: u64) {
     // SAFETY: forwarded contract.
     if let Some(d) = unsafe { domain(dom) } {
         d.writeout_inc(BdiId(id), nr, now);
@@ -260,7 +339,7 @@ pub unsafe extern "C" fn dirtylimit_writeout_inc(dom: *mut c_void, id: u32, nr: 
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_tick(dom: *mut c_void, now: u64) -> u32 {
+pub unsafe extern "C" fn dirtylimit_tick(dom: *mut dirtylimit_domain, now: u64) -> u32 {
     // SAFETY: forwarded contract.
     match unsafe { domain(dom) } {
         Some(d) => d.tick(now),
@@ -273,7 +352,7 @@ pub unsafe extern "C" fn dirtylimit_tick(dom: *mut c_void, now: u64) -> u32 {
 /// # Safety
 /// See [`domain`].
 #[no_mangle]
-pub unsafe extern "C" fn dirtylimit_update_dirty_limit(dom: *mut c_void, thresh: u64) {
+pub unsafe extern "C" fn dirtylimit_update_dirty_limit(dom: *mut dirtylimit_domain, thresh: u64) {
     // SAFETY: forwarded contract.
     if let Some(d) = unsafe { domain(dom) } {
         d.update_dirty_limit(thresh);
@@ -287,7 +366,7 @@ pub unsafe extern "C" fn dirtylimit_update_dirty_limit(dom: *mut c_void, thresh:
 /// See [`domain_ref`].
 #[no_mangle]
 pub unsafe extern "C" fn dirtylimit_wb_thresh(
-    dom: *const c_void,
+    dom: *const dirtylimit_domain,
     id: u32,
     thresh: u64,
     dirty: u64,

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds the QEMU guest kernel: Debian's Linux 7.3.4 source with every patch of
+# kernel-glue/patches-7.3/ applied in order, configured as tinyconfig + base.config
+# + patched.config (the options the patches add; not for stock) (+ debug.config for the debug
+# variant), and prints the path of its bzImage.
+#
+#   kernel-glue/kernel/build.sh plain|debug|stock      (as root; stock: no patches)
+#
+# Cached outside the clone, under $DIRTYLIMIT_CACHE (default /var/cache/dirtylimit):
+#   src-7.3.4/                  the pristine source (from the linux-source-7.3 .deb)
+#   tree-VARIANT/               a git tree of it, patched and built incrementally
+#   kernel/VARIANT-KEY/bzImage  the result, KEY = hash of the source version, the config
+#                               fragments, the patches and the Rust object
+# A second run with the same inputs does not build anything. Compiler or objtool
+# warnings fail the build. Progress goes to stderr, the bzImage path to stdout.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+GLUE=$(cd "$HERE/.." && pwd)
+VARIANT=${1:?usage: build.sh plain|debug|stock}
+case $VARIANT in plain | debug | stock) ;; *) echo "build.sh: unknown variant $VARIANT" >&2; exit 2 ;; esac
+CACHE=${DIRTYLIMIT_CACHE:-/var/cache/dirtylimit}
+KVER=7.3.4
+KDEB=linux-source-7.3
+KDEB_VER=7.3.4-1~bpo13+1
+SRC=$CACHE/src-$KVER
+TREE=$CACHE/tree-$VARIANT
+JOBS=${JOBS:-$(nproc)}
+T0=$(date +%s)
+say() { echo "kernel/build.sh [$VARIANT, $(($(date +%s) - T0))s]: $*" >&2; }
+die() { echo "kernel/build.sh: FAIL: $*" >&2; exit 1; }
+mkdir -p "$CACHE/kernel"
+exec 9>"$CACHE/tree-$VARIANT.lock"
+flock 9
+
+# ------------------------------------------------------------------ packages
+need=()
+for p in gcc make flex bison bc libelf-dev libssl-dev xz-utils git binutils; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ((${#need[@]})); then
+	say "installing ${need[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# ------------------------------------------------------------------ source
+if [ ! -f "$SRC/Makefile" ]; then
+	# linux-source-7.3 is in trixie-backports; its .deb only needs binutils and xz-utils, so it
+	# is downloaded and unpacked, not installed. The suite is added by copying this machine's
+	# own Debian entry (the first stanza of debian.sources) with another Suites: line.
+	list=/etc/apt/sources.list.d/dirtylimit-trixie-backports.sources
+	if ! apt-cache policy "$KDEB" 2>/dev/null | grep -q "$KDEB_VER"; then
+		if [ ! -f "$list" ]; then
+			[ -f /etc/apt/sources.list.d/debian.sources ] ||
+				die "no /etc/apt/sources.list.d/debian.sources to derive trixie-backports from"
+			awk 'BEGIN { RS = ""; ORS = "\n\n" } NR == 1' /etc/apt/sources.list.d/debian.sources |
+				sed 's/^Suites:.*/Suites: trixie-backports/' >"$list"
+		fi
+		say "apt-get update (trixie-backports for $KDEB)"
+		apt-get update -q >/dev/null
+	fi
+	tmp=$(mktemp -d "$CACHE/src.XXXXXX")
+	say "downloading $KDEB $KDEB_VER"
+	(cd "$tmp" && apt-get download -q "$KDEB=$KDEB_VER" >/dev/null 2>&1) || die "apt-get download $KDEB=$KDEB_VER"
+	dpkg-deb -x "$tmp"/*.deb "$tmp/pkg"
+	say "extracting"
+	tar -C "$tmp" -xaf "$tmp/pkg/usr/src/$KDEB.tar.xz"
+	rm -rf "$SRC"
+	mv "$tmp/$KDEB" "$SRC"
+	rm -rf "$tmp"
+fi
+
+# ------------------------------------------------------------------ Rust object
+PATCHES=()
+if [ "$VARIANT" != stock ]; then
+	mapfile -t PATCHES < <(ls "$GLUE"/patches-7.3/*.patch 2>/dev/null | sort)
+	say "Rust object (kernel-glue/ffi/build-kobj.sh)"
+	"$GLUE/ffi/build-kobj.sh" "$CACHE/kobj" >&2 || die "the Rust object's gate"
+fi
+FRAGS=("$HERE/base.config")
+[ "$VARIANT" != stock ] && FRAGS+=("$HERE/patched.config")
+[ "$VARIANT" = debug ] && FRAGS+=("$HERE/debug.config")
+
+KEY=$({
+	echo "$KDEB $KDEB_VER $VARIANT"
+	cat "${FRAGS[@]}"
+	((${#PATCHES[@]})) && cat "${PATCHES[@]}" && sha256sum <"$CACHE/kobj/dirtylimit_rust.o"
+	true
+} | sha256sum | cut -c1-16)
+OUTDIR=$CACHE/kernel/$VARIANT-$KEY
+if [ -f "$OUTDIR/bzImage" ]; then
+	say "cached: $OUTDIR"
+	echo "$OUTDIR/bzImage"
+	exit 0
+fi
+
+# ------------------------------------------------------------------ tree
+if [ ! -d "$TREE/.git" ]; then
+	say "new tree $TREE"
+	rm -rf "$TREE"
+	cp -a "$SRC" "$TREE"
+	git -C "$TREE" init -q
+	git -C "$TREE" add -Af .
+	git -C "$TREE" -c user.name=dirtylimit -c user.email=dirtylimit@localhost \
+		commit -qm "Linux $KVER ($KDEB $KDEB_VER)"
+	git -C "$TREE" tag base
+fi
+cd "$TREE"
+git am --abort >/dev/null 2>&1 || true
+# Back to the pristine source (files the patches added are removed, files they changed are
+# restored): only those get a new mtime, so make rebuilds only what the patches touch. Build
+# products are untracked and stay.
+git reset -q --hard base
+if ((${#PATCHES[@]})); then
+	say "applying ${#PATCHES[@]} patches"
+	git -c user.name=dirtylimit -c user.email=dirtylimit@localhost am -q "${PATCHES[@]}" ||
+		die "git am failed"
+	if ! cmp -s include/linux/dirtylimit.h "$GLUE/include/dirtylimit.h"; then
+		die "include/linux/dirtylimit.h in the series differs from kernel-glue/include/dirtylimit.h"
+	fi
+	cmp -s "$CACHE/kobj/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj 2>/dev/null ||
+		cp "$CACHE/kobj/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj
+fi
+
+FRAGKEY=$(cat "${FRAGS[@]}" | sha256sum | cut -c1-16)
+if [ "$(cat .dl-config 2>/dev/null)" != "$FRAGKEY" ] || [ ! -f .config ]; then
+	say "configuring (tinyconfig + ${FRAGS[*]##*/})"
+	make -s tinyconfig >/dev/null
+	scripts/kconfig/merge_config.sh -m .config "${FRAGS[@]}" >/dev/null
+	echo "$FRAGKEY" >.dl-config
+fi
+make -s olddefconfig
+for f in "${FRAGS[@]}"; do
+	# Every option a fragment sets must have survived olddefconfig (a missing dependency
+	# would silently drop it).
+	while IFS= read -r line; do
+		case $line in CONFIG_*=*) ;; *) continue ;; esac
+		grep -qx "$line" .config || die "$line (from ${f##*/}) did not survive olddefconfig"
+	done <"$f"
+done
+
+say "make -j$JOBS bzImage"
+if ! nice make -j"$JOBS" bzImage >build.log 2>&1; then
+	tail -40 build.log >&2
+	die "make failed (log: $TREE/build.log)"
+fi
+if grep -E '(warning|error):' build.log | grep -v '^make' >&2; then
+	die "compiler/objtool warnings (log: $TREE/build.log)"
+fi
+mkdir -p "$OUTDIR.tmp"
+cp arch/x86/boot/bzImage .config System.map "$OUTDIR.tmp/"
+rm -rf "$OUTDIR"
+mv "$OUTDIR.tmp" "$OUTDIR"
+say "built: $OUTDIR"
+echo "$OUTDIR/bzImage"
