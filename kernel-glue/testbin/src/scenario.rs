@@ -290,7 +290,9 @@ fn reap(pid: i32, within: Duration) -> bool {
     loop {
         let mut st = 0;
         // SAFETY: reaping our own child.
-        if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        // -1: not (or no longer) our child, i.e. already reaped
+        if r == pid || r == -1 {
             return true;
         }
         if t0.elapsed() > within {
@@ -480,7 +482,12 @@ fn disk_rate(secs: f64) -> f64 {
     let r = dirty_rate(&w, secs);
     stop_writer(w, 60);
     let _ = fs::remove_file("/mnt/disk/f");
-    sync_all();
+    // syncfs of the disk only: sync(2) would wait for the stalled FUSE mounts
+    if let Ok(f) = fs::File::open("/mnt/disk") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on an fd we own.
+        unsafe { libc::syncfs(f.as_raw_fd()) };
+    }
     r
 }
 
