@@ -1,7 +1,8 @@
 //! D-state monitor: every 500 ms, every task in state D (uninterruptible or killable sleep) is
-//! noted; one that stays in D for more than 5 s is reported once as `DLTEST DSTATE`, unless its
-//! process is listed in /tmp/dl_exempt (writers of a deliberately stalled mount, which the
-//! scenarios kill and check themselves).
+//! noted with its context-switch count; one seen in D for more than 5 s without a context switch
+//! in between (one sleep, not a writer throttled over and over) is reported once as
+//! `DLTEST DSTATE`, unless its process is listed in /tmp/dl_exempt (writers of a deliberately
+//! stalled mount, which the scenarios kill and check themselves).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -13,6 +14,16 @@ fn exempt() -> HashSet<u32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// Voluntary + involuntary context switches of a task.
+fn switches(tgid: u32, tid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 /// (tgid, tid, comm) of every task in state D.
@@ -49,7 +60,7 @@ fn d_tasks() -> Vec<(u32, u32, String)> {
 }
 
 pub fn main(_args: &[String]) -> i32 {
-    let mut since: HashMap<u32, Instant> = HashMap::new();
+    let mut since: HashMap<u32, (Instant, u64)> = HashMap::new();
     let mut reported: HashSet<u32> = HashSet::new();
     loop {
         let now = Instant::now();
@@ -57,7 +68,12 @@ pub fn main(_args: &[String]) -> i32 {
         let ex = exempt();
         since.retain(|tid, _| d.iter().any(|(_, t, _)| t == tid));
         for (tgid, tid, comm) in d {
-            let t0 = *since.entry(tid).or_insert(now);
+            let sw = switches(tgid, tid);
+            let e = since.entry(tid).or_insert((now, sw));
+            if e.1 != sw {
+                *e = (now, sw);
+            }
+            let t0 = e.0;
             if now - t0 > Duration::from_secs(5) && !ex.contains(&tgid) && reported.insert(tid) {
                 let stack = fs::read_to_string(format!("/proc/{tgid}/task/{tid}/stack"))
                     .unwrap_or_default();
