@@ -543,34 +543,11 @@ pub fn many_stalled(mode: &str, n: usize, r: &mut Report) {
         ),
     );
     let disk_beside = disk_rate(4.0);
-    let dratio = disk_beside / disk_solo.max(1e-9);
-    num(
-        mode,
-        "disk_writer_solo_MiBps",
-        format!("{:.1}", mib_s(disk_solo)),
-        "",
-    );
-    num(
-        mode,
-        "disk_writer_beside_stalled_MiBps",
-        format!("{:.1}", mib_s(disk_beside)),
-        &format!("{:.0}% of solo", dratio * 100.0),
-    );
     if ours {
         r.check(
             "many-stalled-within-budget",
             max_sum <= b + slack,
             &format!("{n} stalled mounts pin at most {max_sum} pages (vmstat), B {b} + slack {slack} ({n} x {TASK_OVERSHOOT} + {big} x {})", wb_stat_error()),
-        );
-        r.check(
-            "many-stalled-disk-writer",
-            dratio >= 0.8,
-            &format!(
-                "disk writer {:.1} MiB/s beside, {:.1} solo ({:.0}%)",
-                mib_s(disk_beside),
-                mib_s(disk_solo),
-                dratio * 100.0
-            ),
         );
     }
     // SIGKILL every writer: each must leave within 1 s (ours)
@@ -606,6 +583,39 @@ pub fn many_stalled(mode: &str, n: usize, r: &mut Report) {
     }
     for m in ms {
         unmount(m);
+    }
+    // the solo rate once more, after: the mean of both is the reference (the machine's load
+    // moves under TCG)
+    let disk_after = disk_rate(4.0);
+    let solo = (disk_solo + disk_after) / 2.0;
+    let dratio = disk_beside / solo.max(1e-9);
+    num(
+        mode,
+        "disk_writer_solo_MiBps",
+        format!("{:.1}", mib_s(solo)),
+        &format!(
+            "before {:.1}, after {:.1}",
+            mib_s(disk_solo),
+            mib_s(disk_after)
+        ),
+    );
+    num(
+        mode,
+        "disk_writer_beside_stalled_MiBps",
+        format!("{:.1}", mib_s(disk_beside)),
+        &format!("{:.0}% of solo", dratio * 100.0),
+    );
+    if ours {
+        r.check(
+            "many-stalled-disk-writer",
+            dratio >= 0.8,
+            &format!(
+                "disk writer {:.1} MiB/s beside {n} stalled mounts, {:.1} solo ({:.0}%)",
+                mib_s(disk_beside),
+                mib_s(solo),
+                dratio * 100.0
+            ),
+        );
     }
 }
 

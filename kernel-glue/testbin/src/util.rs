@@ -79,8 +79,7 @@ pub fn conn_id(mnt: &str) -> Option<u64> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let line = info
         .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(mnt))
-        .last()?;
+        .rfind(|l| l.split_whitespace().nth(4) == Some(mnt))?;
     let dev = line.split_whitespace().nth(2)?;
     dev.split(':').nth(1)?.parse().ok()
 }
