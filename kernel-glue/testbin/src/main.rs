@@ -1,7 +1,5 @@
-//! `dltest`: one static multi-call binary for the guest (FUSE servers, writers, fsx, scenarios,
-//! the D-state monitor).
+//! `dltest`: one static multi-call binary for the guest (FUSE servers, writers, fsx, scenarios).
 
-mod dmon;
 mod fsx;
 mod scenario;
 mod server;
@@ -17,10 +15,9 @@ fn main() {
         "serve" => server::main(rest),
         "fsx" => fsx::main(rest),
         "scenario" => scenario::main(rest),
-        "dmon" => dmon::main(rest),
-        "asuser" => scenario::asuser(rest),
+        "fsxbench" => scenario::fsxbench(rest),
         _ => {
-            eprintln!("usage: dltest serve|fsx|scenario|dmon ...");
+            eprintln!("usage: dltest serve|fsx|scenario ...");
             2
         }
     };
