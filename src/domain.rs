@@ -451,8 +451,9 @@ impl<'a> Domain<'a> {
         self.clock.arm(now);
     }
 
-    /// `Lend`: pages were dirtied on `id`, a writer on it was throttled, or
-    /// it has dirty pages. O(1). An idle bdi reported active has its floor
+    /// `Lend`: pages were dirtied on `id`, a writer on it is in
+    /// `balance_dirty_pages()` (throttled, or asleep in a pause), or it has
+    /// dirty pages. O(1). An idle bdi reported active has its floor
     /// back at the next [`tick`](Self::tick). Other policies and unknown ids
     /// ignore it.
     pub fn note_active(&mut self, id: BdiId) {

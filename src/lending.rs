@@ -3,8 +3,9 @@
 //! [`Policy::Lend`](crate::policy::Policy::Lend) is `Redistribute` with one
 //! more input, which bdis are *active*: the caller reports a bdi with
 //! [`Domain::note_active`](crate::domain::Domain::note_active) whenever
-//! pages were dirtied on it, a writer on it was throttled, or it has dirty
-//! pages (whatever of these it can see cheaply); a bdi is active while it
+//! pages were dirtied on it, a writer on it is in `balance_dirty_pages()`
+//! (throttled, or asleep in a pause), or it has dirty pages (whatever of
+//! these it can see cheaply); a bdi is active while it
 //! was reported in the current or the previous tick interval (between two
 //! [`Domain::tick`](crate::domain::Domain::tick) calls). It changes three
 //! things.

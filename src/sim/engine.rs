@@ -85,6 +85,9 @@ struct Device {
     n_writers: u32,
     /// A writer on this device was throttled in the current step.
     throttled: bool,
+    /// A writer on this device dirtied pages in the current step or was in
+    /// `balance_dirty_pages()` (throttled, or asleep in a pause).
+    writing: bool,
     /// `dirty_ratelimit` and its estimator.
     ratelimit: RateLimit,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
@@ -756,6 +759,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             sum_wb_thresh = sum_wb_thresh.saturating_add(l.wb_thresh);
             d.n_writers = 0;
             d.throttled = false;
+            d.writing = false;
         }
         sum_wb_thresh
     }
@@ -786,13 +790,17 @@ impl<'s, 'a> Sim<'s, 'a> {
                 continue;
             }
             let d = &mut self.devices[w.dev];
-            step_dirtied += w.run(d, &mut global, t0, t1);
+            let pages = w.run(d, &mut global, t0, t1);
+            // A pause that ends after t0 was slept (at least partly) in
+            // this step.
+            d.writing |= pages > 0 || w.throttled || w.wake_us > t0;
+            step_dirtied += pages;
             any_throttled |= w.throttled;
         }
-        // Activity for the Lend policy: pages dirtied, a writer throttled,
-        // or writeback in progress.
+        // Activity for the Lend policy: a writer dirtying or in
+        // balance_dirty_pages(), or writeback in progress.
         for d in &self.devices {
-            if d.pend > 0 || d.throttled || d.writeback > 0 {
+            if d.writing || d.writeback > 0 {
                 self.dom.note_active(BdiId(d.id));
             }
         }
