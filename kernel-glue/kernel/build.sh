@@ -10,7 +10,7 @@
 #   src-7.3.4/                  the pristine source (from the linux-source-7.3 .deb)
 #   tree-VARIANT/               a git tree of it, patched and built incrementally
 #   kernel/VARIANT-KEY/bzImage  the result, KEY = hash of the source version, the config
-#                               fragments, the patches and the Rust object
+#                               fragments, the patches and the Rust object's sources
 # A second run with the same inputs does not build anything. Compiler or objtool
 # warnings fail the build. Progress goes to stderr, the bzImage path to stdout.
 set -euo pipefail
@@ -80,10 +80,18 @@ FRAGS=("$HERE/base.config")
 [ "$VARIANT" != stock ] && FRAGS+=("$HERE/patched.config")
 [ "$VARIANT" = debug ] && FRAGS+=("$HERE/debug.config")
 
+# The key covers the Rust object's inputs rather than its bytes: the object names its symbols
+# and sections with a crate hash that depends on where the checkout lives, so a clone elsewhere
+# builds a different object from the same sources.
+rust_inputs() {
+	rustc -V
+	cat "$GLUE/../Cargo.toml" "$GLUE/../Cargo.lock" "$GLUE"/../src/*.rs
+	cat "$GLUE/ffi/Cargo.toml" "$GLUE/ffi/Cargo.lock" "$GLUE"/ffi/src/*.rs "$GLUE/ffi/build-kobj.sh"
+}
 KEY=$({
 	echo "$KDEB $KDEB_VER $VARIANT"
 	cat "${FRAGS[@]}"
-	((${#PATCHES[@]})) && cat "${PATCHES[@]}" && sha256sum <"$CACHE/kobj/dirtylimit_rust.o"
+	((${#PATCHES[@]})) && cat "${PATCHES[@]}" && rust_inputs
 	true
 } | sha256sum | cut -c1-16)
 OUTDIR=$CACHE/kernel/$VARIANT-$KEY
