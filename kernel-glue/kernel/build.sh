@@ -113,15 +113,25 @@ if [ ! -d "$TREE/.git" ]; then
 	git -C "$TREE" tag base
 fi
 cd "$TREE"
-git am --abort >/dev/null 2>&1 || true
-# Back to the pristine source (files the patches added are removed, files they changed are
-# restored): only those get a new mtime, so make rebuilds only what the patches touch. Build
-# products are untracked and stay.
-git reset -q --hard base
+PATCHKEY=$( ( ((${#PATCHES[@]})) && cat "${PATCHES[@]}"; true) | sha256sum | cut -c1-16)
+if [ "$(cat .dl-patches 2>/dev/null)" = "$PATCHKEY" ] && [ -z "$(git status --porcelain -uno)" ]; then
+	# Already this series, unmodified: leave the files (and their mtimes) alone.
+	say "series already applied"
+else
+	rm -f .dl-patches
+	git am --abort >/dev/null 2>&1 || true
+	# Back to the pristine source (files the patches added are removed, files they changed are
+	# restored): only those get a new mtime, so make rebuilds only what the patches touch. Build
+	# products are untracked and stay.
+	git reset -q --hard base
+	if ((${#PATCHES[@]})); then
+		say "applying ${#PATCHES[@]} patches"
+		git -c user.name=dirtylimit -c user.email=dirtylimit@localhost am -q "${PATCHES[@]}" ||
+			die "git am failed"
+	fi
+	echo "$PATCHKEY" >.dl-patches
+fi
 if ((${#PATCHES[@]})); then
-	say "applying ${#PATCHES[@]} patches"
-	git -c user.name=dirtylimit -c user.email=dirtylimit@localhost am -q "${PATCHES[@]}" ||
-		die "git am failed"
 	if ! cmp -s include/linux/dirtylimit.h "$GLUE/include/dirtylimit.h"; then
 		die "include/linux/dirtylimit.h in the series differs from kernel-glue/include/dirtylimit.h"
 	fi
