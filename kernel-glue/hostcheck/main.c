@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * Host-side check of the dirtylimit C ABI: the same known-answer cases fuse.ko runs at load
- * (the core's selftest and dirtylimit_kat.h), linked against the ffi crate built for the host.
+ * Host-side check of the dirtylimit C ABI: the core's known-answer self-test (which the kernel
+ * runs at boot) and the ABI cases of dirtylimit_kat.h, linked against the ffi crate built for
+ * the host.
  */
 #include <errno.h>
 #include <stdio.h>

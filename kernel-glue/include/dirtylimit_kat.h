@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * dirtylimit_kat.h - known-answer cases of the dirtylimit C ABI, run both by fuse.ko at module
- * load (CONFIG_FUSE_DIRTY_LIMIT) and by the host-side C check (kernel-glue/hostcheck), so the
- * same cases cover the kernel object and the host build of the same Rust code.
+ * dirtylimit_kat.h - known-answer cases of the dirtylimit C ABI, run by the host-side C check
+ * (kernel-glue/hostcheck) against the host build of the same Rust code the kernel links; the
+ * kernel itself runs the core's known-answer self-test at boot (lib/dirtylimit).
  *
  * The caller provides dom (dirtylimit_domain_size() bytes) and slots (3 slots), both aligned
  * and exclusively owned for the duration of the call. Returns the number of cases passed, or

@@ -1,5 +1,10 @@
 //! fsx-style randomized integrity checker: mmap writes, write(2), read, mmap reads, truncate,
 //! msync/fsync, all mirrored in a shadow copy and compared.
+//!
+//! Two processes can share one file: each owns a region `[base, base + maxlen)`. The `head`
+//! process owns `[0, maxlen)` at a fixed length and never truncates; the `tail` process owns
+//! the region after it and truncates the file inside its region, racing the head's mmap writes
+//! and writeback on the same inode.
 
 use crate::util::{close, ftruncate, open_rw, Mapping, XorShift};
 
@@ -10,6 +15,10 @@ struct Fsx {
     path: String,
     shadow: Vec<u8>,
     rng: XorShift,
+    /// Offset of this process's region in the file.
+    base: u64,
+    /// The head process: fixed-length region, no truncate.
+    head: bool,
     maxlen: u64,
     maxop: u64,
     mismatches: u64,
@@ -57,7 +66,7 @@ impl Fsx {
                     self.fd,
                     buf[done..].as_mut_ptr() as *mut libc::c_void,
                     len - done,
-                    (off + done as u64) as libc::off_t,
+                    (self.base + off + done as u64) as libc::off_t,
                 )
             };
             if r < 0 {
@@ -99,7 +108,7 @@ impl Fsx {
                 self.fd,
                 data.as_ptr() as *const libc::c_void,
                 data.len(),
-                off as i64,
+                (self.base + off) as i64,
             )
         };
         if r != len as isize {
@@ -116,7 +125,10 @@ impl Fsx {
 
     fn op_truncate(&mut self) {
         let newlen = self.rng.below(self.maxlen + 1);
-        if ftruncate(self.fd, newlen) != 0 {
+        if self.head {
+            return;
+        }
+        if ftruncate(self.fd, self.base + newlen) != 0 {
             eprintln!("fsx: ftruncate({newlen}) failed");
             self.errors += 1;
             return;
@@ -129,7 +141,7 @@ impl Fsx {
         let len = 1 + self.rng.below(self.maxop.min(self.maxlen - off));
         let end = off + len;
         if end > self.shadow.len() as u64 {
-            if ftruncate(self.fd, end) != 0 {
+            if ftruncate(self.fd, self.base + end) != 0 {
                 self.errors += 1;
                 return;
             }
@@ -166,7 +178,8 @@ impl Fsx {
 
     fn mapping(&mut self) -> Option<&Mapping> {
         if self.map.is_none() {
-            match Mapping::new(self.fd, self.maxlen.div_ceil(PAGE) as usize * PAGE as usize) {
+            let len = self.maxlen.div_ceil(PAGE) as usize * PAGE as usize;
+            match Mapping::new_at(self.fd, len, self.base) {
                 Ok(m) => self.map = Some(m),
                 Err(e) => {
                     eprintln!("fsx: mmap: {e}");
@@ -196,10 +209,12 @@ impl Fsx {
     }
 }
 
-/// `fsx FILE OPS SEED [MAXLEN [MAXOP]]`: prints one summary line, returns 0 iff no mismatch and no error.
+/// `fsx FILE OPS SEED [MAXLEN [MAXOP [head|tail]]]`: prints one summary line, returns 0 iff no
+/// mismatch and no error. With `head`/`tail` the file is shared with a second process (see the
+/// module doc); the caller sizes the file to MAXLEN first.
 pub fn main(args: &[String]) -> i32 {
     if args.len() < 3 {
-        eprintln!("usage: fsx FILE OPS SEED [MAXLEN [MAXOP]]");
+        eprintln!("usage: fsx FILE OPS SEED [MAXLEN [MAXOP [head|tail]]]");
         return 2;
     }
     let ops: u64 = args[1].parse().unwrap_or(10_000);
@@ -213,12 +228,22 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    ftruncate(fd, 0);
+    let role = args.get(5).map(String::as_str);
+    let (base, head, shadow) = match role {
+        Some("head") => (0, true, vec![0u8; maxlen as usize]),
+        Some("tail") => (maxlen.div_ceil(PAGE) * PAGE, false, Vec::new()),
+        _ => {
+            ftruncate(fd, 0);
+            (0, false, Vec::new())
+        }
+    };
     let mut f = Fsx {
         fd,
         path: args[0].clone(),
-        shadow: Vec::new(),
+        shadow,
         rng: XorShift(seed),
+        base,
+        head,
         maxlen,
         maxop,
         mismatches: 0,
@@ -267,7 +292,7 @@ pub fn main(args: &[String]) -> i32 {
     // Push everything to the server, drop the cache, and compare what the server holds.
     f.op_sync();
     // SAFETY: plain syscall on our fd.
-    unsafe { libc::posix_fadvise(f.fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
+    unsafe { libc::posix_fadvise(f.fd, f.base as i64, 0, libc::POSIX_FADV_DONTNEED) };
     close(f.fd);
     match open_rw(&f.path, false) {
         Ok(fd) => {

@@ -1,5 +1,7 @@
-//! `dltest`: one static multi-call binary for the guest (FUSE servers, writers, fsx, scenarios).
+//! `dltest`: one static multi-call binary for the guest (FUSE servers, writers, fsx, scenarios,
+//! the D-state monitor).
 
+mod dmon;
 mod fsx;
 mod scenario;
 mod server;
@@ -15,9 +17,10 @@ fn main() {
         "serve" => server::main(rest),
         "fsx" => fsx::main(rest),
         "scenario" => scenario::main(rest),
-        "fsxbench" => scenario::fsxbench(rest),
+        "dmon" => dmon::main(rest),
+        "asuser" => scenario::asuser(rest),
         _ => {
-            eprintln!("usage: dltest serve|fsx|scenario ...");
+            eprintln!("usage: dltest serve|fsx|scenario|dmon ...");
             2
         }
     };

@@ -1,59 +1,157 @@
-//! Guest scenarios: servers + MAP_SHARED writers + fusectl sampling. Prints `DLTEST PASS|FAIL|NUM` lines.
+//! Guest scenarios on Linux 7.3 with FUSE built in. Each prints `DLTEST PASS|FAIL name: ...`
+//! for its checks and `DLTEST NUM mode key value (...)` for its measurements.
 //!
-//! Slack: every bound is checked with `SLACK_CONN` pages per live connection. It covers the
-//! 8-page progress reserve the glue grants a connection whose FUSE-wide budget is exhausted,
-//! the pages concurrently-faulting writers may dirty between the check and the fault (one per
-//! writer), and sampling skew between the fusectl files read one after another.
+//! The same kernel runs them twice: booted with `fuse.dirty_limit=0` (mode `stock`: FUSE exactly
+//! as upstream 7.3) only measurements are taken; booted with the option on (mode `ours`) the
+//! checks run. Page counts of "everything FUSE holds" come from /proc/vmstat (`nr_dirty` +
+//! `nr_writeback` against a baseline taken with nothing else writing), not from the glue.
 
 use crate::util::*;
+use std::fs;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const SLACK_CONN: u64 = 32;
 const PAGE: usize = 4096;
+/// Per-WRITE latency of the "network-like" servers (ms).
+const LATENCY_MS: u64 = 40;
+/// The glue's default cap of one connection, percent of B.
+const MAX_RATIO: u64 = 40;
+/// Pages a task may dirty between two balance_dirty_pages() checks near its limit.
+const TASK_OVERSHOOT: u64 = 8;
 
-struct Report {
-    failed: bool,
+/// `dltest.slow=N` on the kernel command line: the debug kernel (lockdep + KASAN) runs about
+/// N times slower under TCG. Time limits are then N times longer, and throughput ratios are
+/// reported, not checked.
+fn slow() -> u32 {
+    fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|c| {
+            c.split_whitespace()
+                .find_map(|w| w.strip_prefix("dltest.slow=")?.parse().ok())
+        })
+        .unwrap_or(1)
+        .max(1)
 }
+
+/// One second, or `slow()` seconds on the debug kernel.
+fn one_sec() -> Duration {
+    Duration::from_secs(slow() as u64)
+}
+
+pub struct Report {
+    pub failed: u32,
+    pub passed: u32,
+}
+
 impl Report {
-    fn check(&mut self, name: &str, ok: bool, detail: &str) {
+    pub fn check(&mut self, name: &str, ok: bool, detail: &str) {
         println!(
             "DLTEST {} {name}: {detail}",
             if ok { "PASS" } else { "FAIL" }
         );
-        if !ok {
-            self.failed = true;
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
         }
     }
 }
 
-struct Mount {
-    dir: String,
-    child: Child,
-    conn: u64,
+fn num(mode: &str, key: &str, val: impl std::fmt::Display, detail: &str) {
+    println!("DLTEST NUM {mode} {key} {val} ({detail})");
+}
+
+// ------------------------------------------------------------------ system counters
+
+fn vmstat(field: &str) -> u64 {
+    let s = fs::read_to_string("/proc/vmstat").unwrap_or_default();
+    s.lines()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some(field)).then(|| it.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// nr_dirty + nr_writeback, pages.
+fn pinned() -> u64 {
+    vmstat("nr_dirty") + vmstat("nr_writeback")
+}
+
+/// The global dirty threshold T, pages.
+fn dirty_thresh() -> u64 {
+    vmstat("nr_dirty_threshold")
+}
+
+fn param(name: &str) -> Option<u64> {
+    read_u64(&format!("/sys/module/fuse/parameters/{name}"))
+}
+
+fn budget() -> u64 {
+    param("dirty_limit_budget_pages").unwrap_or(0)
+}
+
+/// wb_stat_error(): what balance_dirty_pages() lets any bdi hold (WB_STAT_BATCH per CPU).
+fn wb_stat_error() -> u64 {
+    let cpus = fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| s.trim().rsplit('-').next()?.parse::<u64>().ok())
+        .map_or(1, |n| n + 1);
+    let ilog2 = 63 - cpus.leading_zeros() as u64;
+    cpus * 8 * (1 + ilog2)
+}
+
+fn sync_all() {
+    // SAFETY: plain syscall.
+    unsafe { libc::sync() };
+}
+
+/// Registers a pid the D-state monitor must not count (writers of a deliberately stalled mount).
+fn exempt(pid: i32) {
+    use std::io::Write;
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open("/tmp/dl_exempt")
+    {
+        let _ = writeln!(f, "{pid}");
+    }
+}
+
+// ------------------------------------------------------------------ mounts
+
+pub struct Mount {
+    pub dir: String,
+    pub child: Child,
+    pub conn: u64,
 }
 
 fn is_mounted(dir: &str) -> bool {
-    std::fs::read_to_string("/proc/mounts")
+    fs::read_to_string("/proc/mounts")
         .map(|s| s.lines().any(|l| l.split_whitespace().nth(1) == Some(dir)))
         .unwrap_or(false)
 }
 
-fn mount(dir: &str, stall_now: bool) -> Mount {
-    let _ = std::fs::create_dir_all(dir);
+/// Mounts an in-memory server at `dir` with writeback cache and the given server options.
+pub fn mount(dir: &str, opts: &[&str]) -> Mount {
+    let _ = fs::create_dir_all(dir);
     let exe = std::env::current_exe().expect("current_exe");
-    let mut cmd = Command::new(exe);
-    cmd.arg("serve").arg(dir).arg("--wbcache");
-    if stall_now {
-        cmd.arg("--stall-now");
-    }
-    let child = cmd.stdin(Stdio::null()).spawn().expect("spawn server");
+    let child = Command::new(exe)
+        .arg("serve")
+        .arg(dir)
+        .arg("--wbcache")
+        .args(opts)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn server");
     let t0 = Instant::now();
     while !is_mounted(dir) && t0.elapsed() < Duration::from_secs(20) {
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(10));
     }
+    // the first access waits for INIT
+    let _ = fs::metadata(format!("{dir}/."));
     let conn = conn_id(dir).unwrap_or(0);
     Mount {
         dir: dir.to_string(),
@@ -62,7 +160,7 @@ fn mount(dir: &str, stall_now: bool) -> Mount {
     }
 }
 
-fn unmount(mut m: Mount) {
+pub fn unmount(mut m: Mount) {
     let c = std::ffi::CString::new(m.dir.clone()).expect("no NUL");
     // SAFETY: plain syscall with a valid path.
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
@@ -74,14 +172,32 @@ fn abort(conn: u64) {
     let _ = write_str(&ctl_path(conn, "abort"), "1");
 }
 
-/// Counters shared with a forked writer process: pages dirtied, stop request.
+fn stall(m: &Mount) {
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(m.child.id() as i32, libc::SIGUSR1) };
+}
+
+fn ctl(conn: u64, file: &str) -> u64 {
+    read_u64(&ctl_path(conn, file)).unwrap_or(0)
+}
+
+/// The bdi of a FUSE mount in /sys/class/bdi (anonymous device, major 0).
+fn bdi_dir(m: &Mount) -> String {
+    format!("/sys/class/bdi/0:{}", m.conn)
+}
+
+// ------------------------------------------------------------------ writers
+
+/// Counters shared with a forked writer process.
 #[repr(C)]
 struct Shared {
     pages: AtomicU64,
     stop: AtomicBool,
+    /// stop writing but keep the file open and mapped
+    pause: AtomicBool,
 }
 
-struct Writer {
+pub struct Writer {
     pid: i32,
     shared: &'static Shared,
 }
@@ -92,13 +208,9 @@ impl Writer {
     }
 }
 
-/// A forked process that keeps dirtying every page of a `size`-byte MAP_SHARED file, one page
-/// at a time, until asked to stop. A process, not a thread: a fault on an aborted connection
-/// raises SIGBUS, which must only kill the writer.
-fn writer(path: &str, size: usize) -> Writer {
-    // SAFETY: a fresh anonymous shared mapping, large enough for `Shared`, zero-filled (a valid
-    // `Shared`); it is never unmapped, so the `'static` reference stays valid.
-    let shared: &'static Shared = unsafe {
+fn shared_page() -> &'static Shared {
+    // SAFETY: a fresh anonymous shared mapping, zero-filled (a valid `Shared`), never unmapped.
+    unsafe {
         let p = libc::mmap(
             std::ptr::null_mut(),
             4096,
@@ -109,435 +221,836 @@ fn writer(path: &str, size: usize) -> Writer {
         );
         assert!(p != libc::MAP_FAILED, "mmap shared counters");
         &*(p as *const Shared)
-    };
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    /// MAP_SHARED stores, one page at a time
+    Mmap,
+    /// write(2) of 64 KiB at a time
+    Write,
+}
+
+/// A forked process that keeps dirtying a `size`-byte file until asked to stop (a process, not a
+/// thread: a fault on an aborted connection raises SIGBUS, which must only kill the writer).
+fn writer(path: &str, size: usize, how: How) -> Writer {
+    let shared = shared_page();
     let path = std::ffi::CString::new(path).expect("no NUL");
-    // SAFETY: the orchestrator is single-threaded (servers and writers are processes), so the
-    // child may use anything; it leaves with _exit and never returns into the caller.
+    // SAFETY: the child uses only async-signal-safe calls and memory it owns, and leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // Everything file-related happens in the child: a close(2) in the parent would flush
-        // (FUSE waits for in-flight writes there, which a stalled server never answers).
-        let p = path.to_string_lossy().into_owned();
-        let fd = match open_rw(&p, true) {
-            Ok(fd) => fd,
-            // SAFETY: leaving the child.
-            Err(_) => unsafe { libc::_exit(3) },
-        };
-        ftruncate(fd, size as u64);
-        let m = match Mapping::new(fd, size) {
-            Ok(m) => m,
-            // SAFETY: leaving the child.
-            Err(_) => unsafe { libc::_exit(4) },
-        };
-        let mut round = 0u8;
-        'outer: loop {
-            round = round.wrapping_add(1);
-            for pg in 0..size / PAGE {
-                if shared.stop.load(Ordering::Relaxed) {
-                    break 'outer;
-                }
-                // SAFETY: the page lies inside our live mapping of a file at least `size` long.
-                unsafe { std::ptr::write_bytes(m.ptr.add(pg * PAGE), round, PAGE) };
-                shared.pages.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: plain syscalls on memory and fds owned by this child; it never returns.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o666);
+            if fd < 0 {
+                libc::_exit(3);
             }
+            libc::ftruncate(fd, size as libc::off_t);
+            let mut round = 0u8;
+            if how == How::Mmap {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    libc::_exit(4);
+                }
+                let p = p as *mut u8;
+                'outer: loop {
+                    round = round.wrapping_add(1);
+                    for pg in 0..size / PAGE {
+                        if shared.stop.load(Ordering::Relaxed) {
+                            break 'outer;
+                        }
+                        while shared.pause.load(Ordering::Relaxed)
+                            && !shared.stop.load(Ordering::Relaxed)
+                        {
+                            libc::usleep(10_000);
+                        }
+                        std::ptr::write_bytes(p.add(pg * PAGE), round, PAGE);
+                        shared.pages.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            } else {
+                let buf = [0x5au8; 65536];
+                'outer2: loop {
+                    for off in (0..size).step_by(buf.len()) {
+                        if shared.stop.load(Ordering::Relaxed) {
+                            break 'outer2;
+                        }
+                        let r = libc::pwrite(
+                            fd,
+                            buf.as_ptr() as *const libc::c_void,
+                            buf.len(),
+                            off as i64,
+                        );
+                        if r <= 0 {
+                            libc::_exit(5);
+                        }
+                        shared
+                            .pages
+                            .fetch_add(r as u64 / PAGE as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            libc::_exit(0);
         }
-        drop(m);
-        close(fd);
-        // SAFETY: leaving the child without running the parent's atexit handlers.
-        unsafe { libc::_exit(0) };
     }
     Writer { pid, shared }
 }
 
-/// Stop a writer and reap it, killing it after `secs`. Returns (exited in time, exit status).
-fn stop_writer(w: Writer, secs: u64) -> (bool, i32) {
-    w.shared.stop.store(true, Ordering::Relaxed);
+fn reap(pid: i32, within: Duration) -> bool {
     let t0 = Instant::now();
     loop {
         let mut st = 0;
         // SAFETY: reaping our own child.
-        let r = unsafe { libc::waitpid(w.pid, &mut st, libc::WNOHANG) };
-        if r == w.pid {
-            return (true, st);
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        // -1: not (or no longer) our child, i.e. already reaped
+        if r == pid || r == -1 {
+            return true;
         }
-        if t0.elapsed() > Duration::from_secs(secs) {
-            // SAFETY: killing and reaping our own child.
-            unsafe {
-                libc::kill(w.pid, libc::SIGKILL);
-                libc::waitpid(w.pid, &mut st, 0);
-            }
-            return (false, st);
+        if t0.elapsed() > within {
+            return false;
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(10));
     }
 }
 
-#[derive(Clone, Copy, Default, Debug)]
-struct Sample {
-    thresh: u64,
-    dirty: u64,
-    wb: u64,
-}
-impl Sample {
-    fn usage(&self) -> u64 {
-        self.dirty + self.wb
+/// Stops a writer (asks, then SIGKILL after `secs`) and reaps it. True if it left in time.
+fn stop_writer(w: Writer, secs: u64) -> bool {
+    w.shared.stop.store(true, Ordering::Relaxed);
+    if reap(w.pid, Duration::from_secs(secs)) {
+        return true;
     }
+    kill_writer(&w);
+    reap(w.pid, Duration::from_secs(3600));
+    false
 }
 
-fn sample(conn: u64) -> Sample {
-    Sample {
-        thresh: read_u64(&ctl_path(conn, "dirty_thresh")).unwrap_or(0),
-        dirty: read_u64(&ctl_path(conn, "dirty_pages")).unwrap_or(0),
-        wb: read_u64(&ctl_path(conn, "writeback_pages")).unwrap_or(0),
-    }
+fn kill_writer(w: &Writer) {
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(w.pid, libc::SIGKILL) };
 }
 
-fn budget() -> u64 {
-    read_u64("/sys/module/fuse/parameters/dirty_budget_pages").unwrap_or(0)
-}
-
-/// Dirty + writeback pages over all FUSE connections, summed by the module under its lock.
-fn budget_used() -> u64 {
-    read_u64("/sys/module/fuse/parameters/dirty_budget_used").unwrap_or(0)
-}
-
-fn throttle_waits() -> u64 {
-    read_u64("/sys/module/fuse/parameters/dirty_throttle_waits").unwrap_or(0)
-}
-
-/// Sum of dirty+writeback over every live FUSE connection in fusectl.
-fn fuse_total() -> (u64, u64) {
-    let mut sum = 0;
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/fuse/connections") {
-        for e in rd.flatten() {
-            if let Ok(c) = e.file_name().to_string_lossy().parse::<u64>() {
-                sum += sample(c).usage();
-                n += 1;
-            }
-        }
-    }
-    (sum, n)
-}
-
-fn pinned_meminfo_pages() -> u64 {
-    (meminfo_kb("WritebackTmp") + meminfo_kb("Dirty")) / 4
-}
-
-/// Single-mount mmap write throughput: a 32 MiB MAP_SHARED file rewritten for `secs`, the final
-/// munmap (which writes everything back) included in the time.
-fn throughput(ours: bool, secs: u64) -> f64 {
-    let m = mount("/mnt/tput", false);
+/// Pages per second a writer dirties over `secs`.
+fn dirty_rate(w: &Writer, secs: f64) -> f64 {
+    let p0 = w.pages();
     let t0 = Instant::now();
-    let w = writer("/mnt/tput/f", 32 << 20);
-    thread::sleep(Duration::from_secs(secs));
-    let pages = w.pages();
-    let (ok, _) = stop_writer(w, 60);
-    let el = t0.elapsed().as_secs_f64();
-    let mbps = pages as f64 * PAGE as f64 / el / 1e6;
-    let thr = if ours { sample(m.conn).thresh } else { 0 };
-    println!(
-        "DLTEST NUM {} single_mount_mmap_write_MBps {:.2} (pages {pages}, {:.1}s incl. final writeback{})",
-        if ours { "ours" } else { "stock" },
-        mbps,
-        el,
-        if ours { format!(", dirty_thresh {thr}") } else { String::new() }
-    );
-    if !ok {
-        println!("DLTEST FAIL throughput: writer did not finish");
-    }
+    thread::sleep(Duration::from_secs_f64(secs));
+    (w.pages() - p0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// WRITE bytes the server of `m` received so far.
+fn server_bytes(m: &Mount) -> u64 {
+    read_u64(&format!("{}/{}", m.dir, crate::server::STATS_NAME)).unwrap_or(0)
+}
+
+/// Pages per second that reach the server of `m` over `secs` (what was written back, not what
+/// was dirtied in the page cache: rewriting pages already dirty costs nothing).
+fn rate(m: &Mount, secs: f64) -> f64 {
+    let b0 = server_bytes(m);
+    let t0 = Instant::now();
+    thread::sleep(Duration::from_secs_f64(secs));
+    (server_bytes(m) - b0) as f64 / PAGE as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn mib_s(pages_per_s: f64) -> f64 {
+    pages_per_s * PAGE as f64 / (1 << 20) as f64
+}
+
+// ------------------------------------------------------------------ scenarios
+
+/// A file larger than any dirty window, streamed through by the throughput writers.
+const STREAM: usize = 2 << 30;
+
+/// The victim's throughput: a fresh latency mount, an mmap writer streaming through a file the
+/// server discards, the rate reaching the server over 6 s after 2 s.
+fn victim_rate(dir: &str) -> (f64, Mount, Writer) {
+    let m = mount(dir, &["--discard", "--latency-ms", &LATENCY_MS.to_string()]);
+    let w = writer(&format!("{dir}/f"), STREAM, How::Mmap);
+    thread::sleep(Duration::from_secs(2));
+    (rate(&m, 6.0), m, w)
+}
+
+/// X earns its largest share, then stalls while its writer keeps dirtying; Y starts after.
+pub fn earn_then_stall(mode: &str, r: &mut Report) {
+    let ours = mode == "ours";
+    sync_all();
+    let (solo, m, w) = victim_rate("/mnt/ysolo");
+    stop_writer(w, 30);
     unmount(m);
-    mbps
-}
-
-/// Fast + stalled mounts with MAP_SHARED writers.
-fn stall_scenario(ours: bool, r: &mut Report) {
-    let tag = if ours { "ours" } else { "stock" };
-    let fast = mount("/mnt/fast", false);
-    let slow = mount("/mnt/slow", false);
-    let wf = writer("/mnt/fast/f", 16 << 20);
-    let ws = writer("/mnt/slow/f", 16 << 20);
-    thread::sleep(Duration::from_secs(3));
-    // Stall the slow server's WRITE replies from now on.
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(slow.child.id() as i32, libc::SIGUSR1) };
-    let b = budget();
+    sync_all();
+    thread::sleep(Duration::from_millis(500));
+    let base = pinned();
+    let x = mount("/mnt/x", &[]);
+    let wx = writer("/mnt/x/f", 64 << 20, How::Mmap);
+    exempt(wx.pid);
+    // earn: until X's limit stops growing (ours) or 6 s
     let t0 = Instant::now();
-    let mut worst_slow_over = 0i64; // max(usage - max(thresh so far, previous usage))
-    let mut worst_total_over = 0i64;
-    let mut max_slow_thresh = 0u64;
-    let mut prev_slow_usage = 0u64;
-    let mut prev_slow_thresh = 0u64;
-    let mut first_fast = None;
-    let mut last_fast = Sample::default();
-    let mut fast_pages_mid = 0;
-    let mut max_pinned = 0u64;
-    let mut i = 0;
-    while t0.elapsed() < Duration::from_secs(9) {
-        let s = sample(slow.conn);
-        let f = sample(fast.conn);
-        let (tot_files, n) = fuse_total();
-        let tot = if ours { budget_used() } else { tot_files };
-        max_pinned = max_pinned.max(pinned_meminfo_pages());
-        if ours {
-            max_slow_thresh = max_slow_thresh.max(s.thresh);
-            // Pages already pinned cannot be given back while the server is stalled, so the bound is:
-            // never above the largest threshold granted, and no growth while above the current one.
-            // Between two samples the usage may have grown while the previous threshold held.
-            let cap = if s.usage() > s.thresh.max(prev_slow_thresh) + SLACK_CONN {
-                prev_slow_usage
-            } else {
-                max_slow_thresh
-            };
-            worst_slow_over = worst_slow_over.max(s.usage() as i64 - (cap + SLACK_CONN) as i64);
-            prev_slow_usage = prev_slow_usage.max(s.usage());
-            prev_slow_thresh = s.thresh;
-            let b_now = budget();
-            worst_total_over = worst_total_over.max(tot as i64 - (b_now + SLACK_CONN * n) as i64);
-            if first_fast.is_none() {
-                first_fast = Some(f);
+    let (mut best, mut since, mut b_earn) = (0, Instant::now(), 0);
+    while t0.elapsed() < Duration::from_secs(12) {
+        thread::sleep(Duration::from_millis(200));
+        if !ours {
+            if t0.elapsed() > Duration::from_secs(6) {
+                break;
             }
-            last_fast = f;
+            continue;
         }
-        if i % 10 == 0 {
-            println!(
-                "  {tag} t={:.1}s slow: thr {} dirty {} wb {} | fast: thr {} dirty {} wb {} | fuse total {} (files {}) B {} | fast pages {}",
-                t0.elapsed().as_secs_f64(),
-                s.thresh, s.dirty, s.wb, f.thresh, f.dirty, f.wb, tot, tot_files, b,
-                wf.pages()
-            );
+        let l = ctl(x.conn, "limit_pages");
+        b_earn = b_earn.max(budget());
+        if l > best + best / 50 {
+            best = l;
+            since = Instant::now();
+        } else if since.elapsed() > Duration::from_millis(1500)
+            && t0.elapsed() > Duration::from_secs(3)
+        {
+            break;
         }
-        if i == 45 {
-            fast_pages_mid = wf.pages();
-        }
-        i += 1;
-        thread::sleep(Duration::from_millis(100));
     }
-    let fast_pages_end = wf.pages();
-    let s_before = sample(slow.conn);
-    println!(
-        "DLTEST NUM {tag} stalled_pinned_pages {} (max dirty+writeback of all FUSE per /proc/meminfo: {max_pinned})",
-        s_before.usage()
+    let x_limit = if ours { ctl(x.conn, "limit_pages") } else { 0 };
+    // B in pages moves with T; X's page limit was set at the B of its time
+    let b_max = budget().max(b_earn);
+    stall(&x);
+    thread::sleep(Duration::from_secs(3));
+    let b = budget();
+    let x_pinned = pinned().saturating_sub(base);
+    let x_usage_before = if ours { ctl(x.conn, "usage_pages") } else { 0 };
+    let (after, y, wy) = victim_rate("/mnt/y");
+    let x_usage = if ours {
+        ctl(x.conn, "usage_pages").max(x_usage_before)
+    } else {
+        0
+    };
+    let t = dirty_thresh();
+    let ratio = after / solo.max(1e-9);
+    num(
+        mode,
+        "victim_solo_MiBps",
+        format!("{:.2}", mib_s(solo)),
+        &format!("Y alone, {LATENCY_MS} ms per WRITE"),
     );
+    num(
+        mode,
+        "victim_after_stall_MiBps",
+        format!("{:.2}", mib_s(after)),
+        &format!("{:.0}% of solo", ratio * 100.0),
+    );
+    num(
+        mode,
+        "stalled_pinned_pages",
+        x_pinned.max(x_usage),
+        &format!(
+            "vmstat delta; T {t}, 1% of T {}{}",
+            t / 100,
+            if ours {
+                format!(", B {b}, X limit before stall {x_limit}, X usage_pages {x_usage}")
+            } else {
+                String::new()
+            }
+        ),
+    );
+    // SIGKILL of X's writer, throttled or waiting on a stalled page
+    kill_writer(&wx);
+    let killed = reap(wx.pid, one_sec());
     if ours {
+        let bound = b_max * MAX_RATIO / 100 + wb_stat_error() + TASK_OVERSHOOT;
         r.check(
-            "stalled-within-thresh",
-            worst_slow_over <= 0,
-            &format!("stalled conn usage exceeded its bound by at most {worst_slow_over} pages beyond slack {SLACK_CONN} (max thresh {max_slow_thresh})"),
-        );
-        r.check(
-            "fuse-sum-within-budget",
-            worst_total_over <= 0,
-            &format!("sum over FUSE exceeded B={b} + slack by at most {worst_total_over} pages"),
-        );
-        let ff = first_fast.unwrap_or_default();
-        r.check(
-            "fast-thresh-grows",
-            last_fast.thresh > ff.thresh,
+            "earn-then-stall-victim",
+            ratio >= 0.8 || slow() > 1,
             &format!(
-                "fast dirty_thresh {} -> {} while the stalled one decayed to {}",
-                ff.thresh, last_fast.thresh, s_before.thresh
+                "Y after X stalled: {:.2} MiB/s = {:.0}% of solo {:.2} MiB/s (>= 80%)",
+                mib_s(after),
+                ratio * 100.0,
+                mib_s(solo)
             ),
         );
         r.check(
-            "fast-keeps-writing",
-            fast_pages_end > fast_pages_mid,
+            "earn-then-stall-bound",
+            x_pinned.max(x_usage) <= bound,
             &format!(
-                "fast writer dirtied {} pages in the second half of the stall",
-                fast_pages_end - fast_pages_mid
-            ),
-        );
-    }
-    // Abort the stalled connection: its pinned pages must be released.
-    ws.shared.stop.store(true, Ordering::Relaxed);
-    abort(slow.conn);
-    let (ok_s, st_s) = stop_writer(ws, 20);
-    let t1 = Instant::now();
-    let mut after = sample(slow.conn);
-    while t1.elapsed() < Duration::from_secs(5) && after.wb > 0 {
-        thread::sleep(Duration::from_millis(100));
-        after = sample(slow.conn);
-    }
-    let (ok_f, _) = stop_writer(wf, 60);
-    if ours {
-        r.check(
-            "abort-releases",
-            ok_s && after.wb == 0,
-            &format!(
-                "after abort: stalled writer exited={ok_s} (status {st_s:#x}), writeback_pages {} -> {} in {:.1}s",
-                s_before.wb,
-                after.wb,
-                t1.elapsed().as_secs_f64()
+                "X pins {} pages (vmstat), bound max B * {MAX_RATIO}% + slack = {bound}",
+                x_pinned.max(x_usage)
             ),
         );
         r.check(
-            "fast-writer-exits",
-            ok_f,
-            "fast writer stopped and unmapped",
+            "earn-then-stall-sigkill",
+            killed,
+            &format!("SIGKILL ends X's writer within {} s", slow()),
         );
     } else {
-        println!(
-            "  stock: after abort writer exited={ok_s} fast exited={ok_f} WritebackTmp {} kB",
-            meminfo_kb("WritebackTmp")
-        );
+        num(mode, "stalled_writer_sigkill_exits_within_1s", killed, "");
     }
-    unmount(fast);
-    unmount(slow);
+    abort(x.conn);
+    if !killed {
+        reap(wx.pid, Duration::from_secs(3600));
+    }
+    stop_writer(wy, 30);
+    unmount(y);
+    unmount(x);
 }
 
-/// Many mounts whose servers never answer WRITE, one MAP_SHARED writer each.
-fn many_mounts(ours: bool, n: usize, r: &mut Report) {
-    let tag = if ours { "ours" } else { "stock" };
+/// A write(2) disk writer on ext2 over virtio-blk: pages per second over `secs`.
+fn disk_rate(secs: f64) -> f64 {
+    if !is_mounted("/mnt/disk") {
+        return 0.0;
+    }
+    let w = writer("/mnt/disk/f", 256 << 20, How::Write);
+    thread::sleep(Duration::from_secs(1));
+    let r = dirty_rate(&w, secs);
+    stop_writer(w, 60);
+    let _ = fs::remove_file("/mnt/disk/f");
+    // syncfs of the disk only: sync(2) would wait for the stalled FUSE mounts
+    if let Ok(f) = fs::File::open("/mnt/disk") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on an fd we own.
+        unsafe { libc::syncfs(f.as_raw_fd()) };
+    }
+    r
+}
+
+/// 64 mounts stall one after another, a writer each; the sum FUSE holds stays within B + slack,
+/// and a disk writer beside them keeps its throughput.
+pub fn many_stalled(mode: &str, n: usize, r: &mut Report) {
+    let ours = mode == "ours";
+    let disk_solo = disk_rate(4.0);
+    sync_all();
+    thread::sleep(Duration::from_millis(500));
+    let base = pinned();
     let mut ms = Vec::new();
     let mut ws = Vec::new();
+    let mut max_sum = 0u64;
     for i in 0..n {
-        let d = format!("/mnt/m{i}");
-        ms.push(mount(&d, true));
-        ws.push(writer(&format!("{d}/f"), 8 << 20));
+        let d = format!("/mnt/s{i}");
+        ms.push(mount(&d, &["--stall-after-ms", "300"]));
+        let w = writer(&format!("{d}/f"), 4 << 20, How::Mmap);
+        exempt(w.pid);
+        ws.push(w);
+        max_sum = max_sum.max(pinned().saturating_sub(base));
     }
-    thread::sleep(Duration::from_secs(5));
-    let (tot_files, live) = fuse_total();
-    let tot = if ours { budget_used() } else { tot_files };
-    let pinned = pinned_meminfo_pages();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(4) {
+        thread::sleep(Duration::from_millis(100));
+        max_sum = max_sum.max(pinned().saturating_sub(base));
+    }
     let b = budget();
+    let t = dirty_thresh();
+    let big = if ours {
+        ms.iter()
+            .filter(|m| ctl(m.conn, "limit_pages") >= 2 * wb_stat_error())
+            .count() as u64
+    } else {
+        0
+    };
+    let slack = n as u64 * TASK_OVERSHOOT + big * wb_stat_error();
+    num(
+        mode,
+        &format!("pinned_pages_{n}_stalled_mounts"),
+        max_sum,
+        &format!(
+            "max vmstat delta; T {t}, 1% of T {}{}",
+            t / 100,
+            if ours {
+                format!(", B {b}, slack {slack}")
+            } else {
+                String::new()
+            }
+        ),
+    );
+    let disk_beside = disk_rate(4.0);
     if ours {
-        println!("DLTEST NUM {tag} pinned_pages_{n}_stalled_mounts {tot} (module sum; fusectl files {tot_files}; meminfo Dirty+WritebackTmp {pinned}; B {b})");
         r.check(
-            "many-mounts-within-budget",
-            tot <= b + SLACK_CONN * live,
+            "many-stalled-within-budget",
+            max_sum <= b + slack,
+            &format!("{n} stalled mounts pin at most {max_sum} pages (vmstat), B {b} + slack {slack} ({n} x {TASK_OVERSHOOT} + {big} x {})", wb_stat_error()),
+        );
+    }
+    // SIGKILL every writer: each must leave within 1 s (ours)
+    for w in &ws {
+        kill_writer(w);
+    }
+    let t1 = Instant::now();
+    let mut alive = 0;
+    for w in &ws {
+        if !reap(
+            w.pid,
+            one_sec()
+                .saturating_sub(t1.elapsed())
+                .max(Duration::from_millis(50)),
+        ) {
+            alive += 1;
+        }
+    }
+    if ours {
+        r.check(
+            "many-stalled-sigkill",
+            alive == 0,
             &format!(
-                "{n} stalled mounts pin {tot} pages, B {b}, slack {}",
-                SLACK_CONN * live
+                "{alive} of {n} killed writers still alive after {} s",
+                slow()
             ),
         );
     } else {
-        println!("DLTEST NUM {tag} pinned_pages_{n}_stalled_mounts {pinned} (meminfo Dirty+WritebackTmp)");
-    }
-    for w in &ws {
-        w.shared.stop.store(true, Ordering::Relaxed);
+        num(mode, "killed_stalled_writers_alive_after_1s", alive, "");
     }
     for m in &ms {
         abort(m.conn);
     }
-    let mut all = true;
     for w in ws {
-        all &= stop_writer(w, 20).0;
+        reap(w.pid, Duration::from_secs(3600));
     }
-    if ours {
-        r.check("many-mounts-abort", all, "every writer exited after abort");
-    }
-    println!("  writers stopped: all={all}");
     for m in ms {
+        unmount(m);
+    }
+    // the solo rate once more, after: the mean of both is the reference (the machine's load
+    // moves under TCG)
+    let disk_after = disk_rate(4.0);
+    let solo = (disk_solo + disk_after) / 2.0;
+    let dratio = disk_beside / solo.max(1e-9);
+    num(
+        mode,
+        "disk_writer_solo_MiBps",
+        format!("{:.1}", mib_s(solo)),
+        &format!(
+            "before {:.1}, after {:.1}",
+            mib_s(disk_solo),
+            mib_s(disk_after)
+        ),
+    );
+    num(
+        mode,
+        "disk_writer_beside_stalled_MiBps",
+        format!("{:.1}", mib_s(disk_beside)),
+        &format!("{:.0}% of solo", dratio * 100.0),
+    );
+    if ours {
+        r.check(
+            "many-stalled-disk-writer",
+            dratio >= 0.8 || slow() > 1,
+            &format!(
+                "disk writer {:.1} MiB/s beside {n} stalled mounts, {:.1} solo ({:.0}%)",
+                mib_s(disk_beside),
+                mib_s(solo),
+                dratio * 100.0
+            ),
+        );
+    }
+}
+
+/// Healthy throughput of one latency mount: mmap and write(2) writers, 8 s each.
+pub fn healthy(mode: &str, unrestricted: bool) {
+    let tag = if unrestricted { "unrestricted" } else { mode };
+    for how in [How::Mmap, How::Write] {
+        let m = mount(
+            "/mnt/h",
+            &["--discard", "--latency-ms", &LATENCY_MS.to_string()],
+        );
+        if unrestricted {
+            let d = bdi_dir(&m);
+            let _ = write_str(&format!("{d}/strict_limit"), "0");
+            let _ = write_str(&format!("{d}/max_ratio"), "100");
+        }
+        let w = writer("/mnt/h/f", STREAM, how);
+        thread::sleep(Duration::from_secs(2));
+        let rt = rate(&m, 8.0);
+        let lim = if mode == "ours" {
+            format!(", limit_pages {}", ctl(m.conn, "limit_pages"))
+        } else {
+            String::new()
+        };
+        stop_writer(w, 60);
+        num(
+            tag,
+            if how == How::Mmap {
+                "healthy_mmap_MiBps"
+            } else {
+                "healthy_write_MiBps"
+            },
+            format!("{:.2}", mib_s(rt)),
+            &format!(
+                "one mount, {LATENCY_MS} ms per WRITE, T {}{lim}",
+                dirty_thresh()
+            ),
+        );
         unmount(m);
     }
 }
 
-fn fsx_run(ours: bool, ops: u64, r: &mut Report) {
-    let tag = if ours { "ours" } else { "stock" };
-    // B small: the budget is computed from a 4 MiB dirty threshold (1024 pages), 5% of it.
-    let p = "/sys/module/fuse/parameters/";
-    let old = read_u64(&format!("{p}dirty_budget_ratio"));
-    if ours {
-        let _ = write_str(&format!("{p}vm_dirty_bytes"), &(4u64 << 20).to_string());
-        let _ = write_str(&format!("{p}dirty_budget_ratio"), "5");
+/// Floors and caps: root only, -EINVAL leaves them unchanged.
+pub fn unprivileged(r: &mut Report) {
+    let dir = "/mnt/u";
+    let _ = fs::create_dir_all(dir);
+    let dev = std::ffi::CString::new("/dev/fuse").expect("no NUL");
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::open(dev.as_ptr(), libc::O_RDWR) };
+    let opts = format!("fd={fd},rootmode=40000,user_id=1000,group_id=1000");
+    let rc = raw_mount(dir, &opts);
+    let conn = conn_id(dir).unwrap_or(0);
+    let maxp = ctl_path(conn, "max_ratio");
+    let minp = ctl_path(conn, "min_ratio");
+    let before = read_u64(&maxp);
+    // as the mount owner: uid/gid 1000, no supplementary groups, no capabilities
+    let as_owner = |path: &str, val: &str| -> String {
+        let exe = std::env::current_exe().expect("current_exe");
+        let out = Command::new(exe)
+            .args(["asuser", "1000", path, val])
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let owner_max = as_owner(&maxp, "90");
+    let owner_min = as_owner(&minp, "50");
+    let after_owner = (read_u64(&maxp), read_u64(&minp));
+    let eperm = owner_max == "EPERM" && owner_min == "EPERM";
+    r.check(
+        "unprivileged-owner-eperm",
+        rc == 0 && eperm && after_owner == (before, Some(0)),
+        &format!("mount {rc}; owner (uid 1000) writing max_ratio: '{owner_max}', min_ratio: '{owner_min}'; max_ratio {before:?} -> {:?}, min_ratio {:?}", after_owner.0, after_owner.1),
+    );
+    let root_ok = write_str(&maxp, "30").is_ok() && read_u64(&maxp) == Some(30);
+    let root_min = write_str(&minp, "10").is_ok() && read_u64(&minp) == Some(10);
+    r.check(
+        "unprivileged-root-ok",
+        root_ok && root_min,
+        "root sets max_ratio 30 and min_ratio 10",
+    );
+    let e1 = write_str(&maxp, "101").err().and_then(|e| e.raw_os_error());
+    let e2 = write_str(&minp, "40").err().and_then(|e| e.raw_os_error());
+    let e3 = write_str(&maxp, "abc").err().and_then(|e| e.raw_os_error());
+    let unchanged = read_u64(&maxp) == Some(30) && read_u64(&minp) == Some(10);
+    r.check(
+        "unprivileged-einval-unchanged",
+        e1 == Some(libc::EINVAL) && e2 == Some(libc::EINVAL) && e3 == Some(libc::EINVAL) && unchanged,
+        &format!("max_ratio=101: {e1:?}, min_ratio=40 above max 30: {e2:?}, max_ratio=abc: {e3:?}; values unchanged: {unchanged}"),
+    );
+    raw_umount(dir);
+    // SAFETY: closing our fd ends the connection.
+    unsafe { libc::close(fd) };
+}
+
+fn raw_mount(dir: &str, opts: &str) -> i32 {
+    let src = std::ffi::CString::new("dltest").expect("no NUL");
+    let tgt = std::ffi::CString::new(dir).expect("no NUL");
+    let ty = std::ffi::CString::new("fuse").expect("no NUL");
+    let o = std::ffi::CString::new(opts).expect("no NUL");
+    // SAFETY: valid NUL-terminated strings.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            ty.as_ptr(),
+            0,
+            o.as_ptr() as *const libc::c_void,
+        )
+    };
+    if rc == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
     }
-    let w0 = throttle_waits();
-    let m = mount("/mnt/fsx", false);
-    // Two fsx processes on two files of the same mount (both vCPUs, one shared budget), each
-    // with half of the operations.
+}
+
+fn raw_umount(dir: &str) {
+    let tgt = std::ffi::CString::new(dir).expect("no NUL");
+    // SAFETY: valid path.
+    unsafe { libc::umount2(tgt.as_ptr(), libc::MNT_DETACH) };
+}
+
+fn fuse_conns() -> usize {
+    fs::read_dir("/sys/fs/fuse/connections")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Mount failure after bdi init, umount -l with dirty pages, server killed with dirty pages,
+/// abort through fusectl, SIGKILL of a throttled writer: all end, counters return to zero.
+pub fn lifetime(r: &mut Report) {
+    sync_all();
+    thread::sleep(Duration::from_millis(300));
+    let base = pinned();
+    let conns0 = fuse_conns();
+    // two mounts racing on one /dev/fuse fd: one fails after its bdi was set up
+    let mut fails = 0;
+    let mut oks = 0;
+    const ROUNDS: usize = 40;
+    const RACERS: usize = 4;
+    for i in 0..ROUNDS {
+        let dev = std::ffi::CString::new("/dev/fuse").expect("no NUL");
+        // SAFETY: plain syscall.
+        let fd = unsafe { libc::open(dev.as_ptr(), libc::O_RDWR) };
+        let opts = format!("fd={fd},rootmode=40000,user_id=0,group_id=0");
+        let go = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|k| {
+                let d = format!("/mnt/r{i}-{k}");
+                let _ = fs::create_dir_all(&d);
+                let (go, o) = (go.clone(), opts.clone());
+                thread::spawn(move || {
+                    go.wait();
+                    (raw_mount(&d, &o), d)
+                })
+            })
+            .collect();
+        for t in racers {
+            let (rc, d) = t.join().unwrap_or((-1, String::new()));
+            if rc == 0 {
+                oks += 1;
+                raw_umount(&d);
+            } else {
+                fails += 1;
+            }
+        }
+        // SAFETY: closing our fd.
+        unsafe { libc::close(fd) };
+    }
+    // umount -l with dirty pages (slow server), then the writer and the server go
+    let m = mount("/mnt/l1", &["--latency-ms", "300"]);
+    let w = writer("/mnt/l1/f", 16 << 20, How::Mmap);
+    thread::sleep(Duration::from_secs(2));
+    raw_umount("/mnt/l1");
+    thread::sleep(Duration::from_secs(1));
+    let lazy_ok = stop_writer(w, 20);
+    let mut c = m.child;
+    let _ = c.kill();
+    let _ = c.wait();
+    // server killed with dirty pages
+    let m = mount("/mnt/l2", &["--latency-ms", "300"]);
+    let w = writer("/mnt/l2/f", 16 << 20, How::Mmap);
+    thread::sleep(Duration::from_secs(2));
+    let mut c = m.child;
+    let _ = c.kill();
+    let _ = c.wait();
+    let killed_ok = stop_writer(w, 20);
+    raw_umount("/mnt/l2");
+    // abort through fusectl with a stalled server and a throttled writer, then SIGKILL it
+    let m = mount("/mnt/l3", &["--stall-after-ms", "500"]);
+    let w = writer("/mnt/l3/f", 16 << 20, How::Mmap);
+    exempt(w.pid);
+    thread::sleep(Duration::from_secs(3));
+    kill_writer(&w);
+    let sigkill_ok = reap(w.pid, one_sec());
+    abort(m.conn);
+    if !sigkill_ok {
+        reap(w.pid, Duration::from_secs(3600));
+    }
+    unmount(m);
+    // everything written back or dropped
+    sync_all();
+    let t0 = Instant::now();
+    let mut left = pinned().saturating_sub(base);
+    while left > wb_stat_error() && t0.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(200));
+        left = pinned().saturating_sub(base);
+    }
+    let t1 = Instant::now();
+    while fuse_conns() > conns0 && t1.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    // A second mount of an installed fd shares its superblock; only a mount that loses the race
+    // fails, after its bdi was set up (the failure path that must detach).
+    r.check(
+        "lifetime-racing-mounts",
+        fails >= 1 && oks + fails == RACERS * ROUNDS,
+        &format!("{ROUNDS} rounds of {RACERS} mounts racing on one fd: {oks} mounted, {fails} failed after bdi setup, all unmounted"),
+    );
+    r.check(
+        "lifetime-umount-lazy",
+        lazy_ok,
+        "umount -l with dirty pages: writer finished",
+    );
+    r.check(
+        "lifetime-server-killed",
+        killed_ok,
+        "server killed with dirty pages: writer finished",
+    );
+    r.check(
+        "lifetime-sigkill-throttled",
+        sigkill_ok,
+        &format!(
+            "SIGKILL of a throttled writer on a stalled mount: gone within {} s",
+            slow()
+        ),
+    );
+    r.check(
+        "lifetime-counters-zero",
+        left <= wb_stat_error() && fuse_conns() == conns0,
+        &format!("dirty+writeback back to baseline +{left} pages, fusectl connections {} (before {conns0})", fuse_conns()),
+    );
+}
+
+/// A writer on mount B while mount A holds dirty pages and stays idle (kupdate off).
+pub fn no_kupdate_stall(r: &mut Report) {
+    let old = fs::read_to_string("/proc/sys/vm/dirty_writeback_centisecs").unwrap_or_default();
+    let _ = write_str("/proc/sys/vm/dirty_writeback_centisecs", "0");
+    let a = mount("/mnt/ka", &[]);
+    // small enough to stay below A's background threshold: nothing writes it back
+    let wa = writer("/mnt/ka/f", 256 << 10, How::Mmap);
+    thread::sleep(Duration::from_secs(1));
+    wa.shared.pause.store(true, Ordering::Relaxed);
+    // A's writer stays alive with its dirty mapping (it only stops writing)
+    thread::sleep(Duration::from_millis(300));
+    let held = ctl(a.conn, "usage_pages");
+    let b = mount("/mnt/kb", &[]);
+    let wb = writer("/mnt/kb/f", 32 << 20, How::Mmap);
+    let t0 = Instant::now();
+    let mut first = None;
+    while t0.elapsed() < Duration::from_secs(3) {
+        if wb.pages() >= 256 && first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let done = wb.pages();
+    r.check(
+        "no-kupdate-stall",
+        first.is_some_and(|d| d <= one_sec()),
+        &format!("A holds {held} dirty pages idle, kupdate off: B dirtied 256 pages after {first:?}, {done} in 3 s"),
+    );
+    stop_writer(wb, 30);
+    stop_writer(wa, 30);
+    unmount(b);
+    unmount(a);
+    let _ = write_str("/proc/sys/vm/dirty_writeback_centisecs", old.trim());
+}
+
+/// fsx: two processes on the same file (head region fixed, tail region truncated), with a small
+/// B and a third writer on the mount so that the connection sits at its limit.
+pub fn fsx_run(ops: u64, r: &mut Report) {
+    let old = param("dirty_limit_ratio").unwrap_or(10);
+    let _ = write_str("/sys/module/fuse/parameters/dirty_limit_ratio", "1");
+    let m = mount("/mnt/fsx", &[]);
+    let maxlen = 1u64 << 20;
+    let file = "/mnt/fsx/file";
+    if let Ok(fd) = open_rw(file, true) {
+        ftruncate(fd, maxlen);
+        close(fd);
+    }
+    let pressure = writer("/mnt/fsx/pressure", 8 << 20, How::Mmap);
     let exe = std::env::current_exe().expect("current_exe");
-    let kids: Vec<_> = (0..2u64)
-        .map(|k| {
+    let kids: Vec<_> = ["head", "tail"]
+        .iter()
+        .enumerate()
+        .map(|(k, role)| {
             Command::new(&exe)
                 .arg("fsx")
-                .arg(format!("/mnt/fsx/file{k}"))
-                .arg((ops / 2 + ops % 2 * (1 - k)).to_string())
+                .arg(file)
+                .arg((ops / 2).to_string())
                 .arg((12345 + 1000 * k).to_string())
-                .arg((1u64 << 20).to_string())
+                .arg(maxlen.to_string())
                 .arg((16u64 << 10).to_string())
+                .arg(role)
                 .spawn()
                 .expect("spawn fsx")
         })
         .collect();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (stop2, conn) = (stop.clone(), m.conn);
+    let sampler = thread::spawn(move || {
+        let mut at_limit = 0u64;
+        let mut samples = 0u64;
+        while !stop2.load(Ordering::Relaxed) {
+            let (u, l) = (ctl(conn, "usage_pages"), ctl(conn, "limit_pages"));
+            samples += 1;
+            if l > 0 && u * 10 >= l * 9 {
+                at_limit += 1;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        (at_limit, samples)
+    });
     let mut rc = 0;
     for mut k in kids {
         rc |= k.wait().map(|s| s.code().unwrap_or(1)).unwrap_or(1);
     }
-    let w1 = throttle_waits();
-    let b = budget();
+    stop.store(true, Ordering::Relaxed);
+    let (at_limit, samples) = sampler.join().unwrap_or((0, 0));
+    let lim = ctl(m.conn, "limit_pages");
+    stop_writer(pressure, 60);
     unmount(m);
-    if let (true, Some(o)) = (ours, old) {
-        let _ = write_str(&format!("{p}dirty_budget_ratio"), &o.to_string());
-        let _ = write_str(&format!("{p}vm_dirty_bytes"), "0");
-    }
-    if ours {
-        r.check(
-            "fsx-integrity",
-            rc == 0 && w1 > w0,
-            &format!(
-                "{ops} ops, exit {rc}, B {b} pages, throttle waits during run {}",
-                w1 - w0
-            ),
-        );
-    } else {
-        r.check(
-            &format!("fsx-integrity-{tag}"),
-            rc == 0,
-            &format!("{ops} ops on stock fuse.ko, exit {rc}"),
-        );
-    }
+    let _ = write_str(
+        "/sys/module/fuse/parameters/dirty_limit_ratio",
+        &old.to_string(),
+    );
+    r.check(
+        "fsx-two-processes-same-file",
+        rc == 0 && at_limit > 0,
+        &format!("{ops} ops in two processes on one file, exit {rc}; connection at >= 90% of its limit ({lim} pages) in {at_limit} of {samples} samples"),
+    );
 }
 
-/// `fsxbench OPS`: fsx timing with the default and with a small budget (tuning aid).
-pub fn fsxbench(args: &[String]) -> i32 {
-    let ops: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let p = "/sys/module/fuse/parameters/";
-    for (bytes, ratio) in [(0u64, 10u32), (4 << 20, 5)] {
-        let _ = write_str(&format!("{p}vm_dirty_bytes"), &bytes.to_string());
-        let _ = write_str(&format!("{p}dirty_budget_ratio"), &ratio.to_string());
-        let w0 = throttle_waits();
-        let m = mount("/mnt/fsxb", false);
-        let t = Instant::now();
-        let rc = crate::fsx::main(&[
-            "/mnt/fsxb/file".into(),
-            ops.to_string(),
-            "777".into(),
-            (1u64 << 20).to_string(),
-            (16u64 << 10).to_string(),
-        ]);
-        println!(
-            "fsxbench: B {} pages: {ops} ops in {:.1}s, rc {rc}, waits {}",
-            budget(),
-            t.elapsed().as_secs_f64(),
-            throttle_waits() - w0
-        );
-        unmount(m);
+/// `asuser UID FILE VALUE`: drop to uid/gid UID (no groups, so no capabilities) and write VALUE
+/// to FILE; prints `ok` or the errno name.
+pub fn asuser(args: &[String]) -> i32 {
+    let (Some(uid), Some(path), Some(val)) = (
+        args.first().and_then(|s| s.parse::<u32>().ok()),
+        args.get(1),
+        args.get(2),
+    ) else {
+        eprintln!("usage: asuser UID FILE VALUE");
+        return 2;
+    };
+    // SAFETY: plain syscalls changing this process's credentials.
+    let rc = unsafe {
+        libc::setgroups(0, std::ptr::null())
+            | libc::setresgid(uid, uid, uid)
+            | libc::setresuid(uid, uid, uid)
+    };
+    if rc != 0 {
+        println!("setuid failed");
+        return 1;
     }
-    let _ = write_str(&format!("{p}vm_dirty_bytes"), "0");
-    let _ = write_str(&format!("{p}dirty_budget_ratio"), "10");
+    match write_str(path, val) {
+        Ok(()) => println!("ok"),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EPERM) => println!("EPERM"),
+            Some(libc::EACCES) => println!("EACCES"),
+            Some(libc::EINVAL) => println!("EINVAL"),
+            _ => println!("{e}"),
+        },
+    }
     0
 }
 
-/// `scenario ours|stock [FSX_OPS]`
+/// `scenario MODE TEST...` with MODE `stock` or `ours`; tests: earn, many, healthy, unrestricted,
+/// unpriv, lifetime, kupdate, fsx:OPS.
 pub fn main(args: &[String]) -> i32 {
-    let ours = args.first().map(|s| s == "ours").unwrap_or(false);
-    let ops: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let mut r = Report { failed: false };
-    let _ = std::fs::create_dir_all("/mnt");
+    let mode = args
+        .first()
+        .map(String::as_str)
+        .unwrap_or("ours")
+        .to_string();
+    let mut r = Report {
+        failed: 0,
+        passed: 0,
+    };
+    let _ = fs::create_dir_all("/mnt");
     let t0 = Instant::now();
-    let stage = |name: &str| println!("  [{:.1}s] {name}", t0.elapsed().as_secs_f64());
-    throughput(ours, 4);
-    stage("throughput done");
-    if ours {
-        // (on the stock module only the README numbers are measured)
-        stall_scenario(ours, &mut r);
-        stage("stall scenario done");
+    for t in &args[1..] {
+        println!("  [{:.1}s] {mode}: {t}", t0.elapsed().as_secs_f64());
+        match t.split(':').next().unwrap_or("") {
+            "earn" => earn_then_stall(&mode, &mut r),
+            "many" => many_stalled(&mode, 64, &mut r),
+            "healthy" => healthy(&mode, false),
+            "unrestricted" => healthy(&mode, true),
+            "unpriv" => unprivileged(&mut r),
+            "lifetime" => lifetime(&mut r),
+            "kupdate" => no_kupdate_stall(&mut r),
+            "fsx" => fsx_run(
+                t.split(':')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(20_000),
+                &mut r,
+            ),
+            other => {
+                r.check("scenario", false, &format!("unknown test {other}"));
+            }
+        }
     }
-    many_mounts(ours, 12, &mut r);
-    stage("many mounts done");
-    if ours {
-        fsx_run(ours, ops, &mut r);
-        stage("fsx done");
-    }
-    i32::from(r.failed)
+    println!("  [{:.1}s] {mode}: done", t0.elapsed().as_secs_f64());
+    i32::from(r.failed > 0)
 }

@@ -1,11 +1,19 @@
 //! In-memory FUSE server (flat root directory) used as the "fast" and the "stalled" server.
 //!
-//! `stall` mode answers everything except WRITE once stalling has begun: from the start
-//! (`--stall-now`) or after SIGUSR1. Unanswered WRITE replies are kept alive (fuser would answer
-//! EIO for a dropped reply), so the kernel's writeback pages stay pinned until the connection is
-//! aborted.
+//! Stalling: the server answers everything except WRITE once stalling has begun: from the start
+//! (`--stall-now`), after `--stall-after-ms N`, or after SIGUSR1. Unanswered WRITE replies are
+//! kept alive (fuser would answer EIO for a dropped reply), so the kernel's writeback pages stay
+//! pinned until the connection is aborted.
+//!
+//! `--discard`: WRITE data is counted, not kept (reads return zeros), so a writer can stream
+//! through a file larger than the guest's memory.
+//!
+//! `--latency-ms N`: every WRITE is answered N ms after it arrived (the data is stored at
+//! once), like a network filesystem; replies are sent by a second thread, so up to
+//! `max_background` WRITEs (set to 256 here) are in flight at once and the throughput is about
+//! (pages in flight) / latency.
 
-use fuser::consts::FUSE_WRITEBACK_CACHE;
+use fuser::consts::{FOPEN_DIRECT_IO, FUSE_WRITEBACK_CACHE};
 use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, MountOption, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
@@ -13,20 +21,31 @@ use fuser::{
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 static STALL: AtomicBool = AtomicBool::new(false);
+
+/// A WRITE reply to send at a given time, with the length it acknowledges.
+type Deferred = (Instant, ReplyWrite, u32);
 
 extern "C" fn on_usr1(_: libc::c_int) {
     STALL.store(true, Ordering::SeqCst);
 }
 
 const TTL: Duration = Duration::from_secs(1);
+/// `STATS_NAME` in the root: a read-only, direct-I/O file holding the WRITE bytes received so
+/// far, so that a test measures what reached the server, not what was dirtied in the cache.
+pub const STATS_NAME: &str = "__stats";
+const STATS_INO: u64 = 1 << 40;
 const MAX_FILE: u64 = 1 << 30;
+const MAX_DISCARD_FILE: u64 = 1 << 40;
 
 struct Node {
     name: OsString,
+    /// the contents, empty with `--discard`
     data: Vec<u8>,
+    size: u64,
     mtime: SystemTime,
 }
 
@@ -34,8 +53,10 @@ pub struct MemFs {
     files: HashMap<u64, Node>,
     next_ino: u64,
     wbcache: bool,
+    discard: bool,
     stalled_replies: Vec<ReplyWrite>,
     write_bytes: u64,
+    latency: Option<(Duration, mpsc::Sender<Deferred>)>,
 }
 
 fn root_attr() -> FileAttr {
@@ -63,11 +84,21 @@ impl MemFs {
         if ino == 1 {
             return Some(root_attr());
         }
+        if ino == STATS_INO {
+            return Some(FileAttr {
+                ino,
+                size: 64,
+                kind: FileType::RegularFile,
+                perm: 0o444,
+                nlink: 1,
+                ..root_attr()
+            });
+        }
         let n = self.files.get(&ino)?;
         Some(FileAttr {
             ino,
-            size: n.data.len() as u64,
-            blocks: (n.data.len() as u64).div_ceil(512),
+            size: n.size,
+            blocks: n.size.div_ceil(512),
             atime: n.mtime,
             mtime: n.mtime,
             ctime: n.mtime,
@@ -92,12 +123,17 @@ impl Filesystem for MemFs {
                 .map_err(|_| libc::ENOSYS)?;
         }
         let _ = config.set_max_write(128 * 1024);
+        let _ = config.set_max_background(256);
+        let _ = config.set_congestion_threshold(192);
         Ok(())
     }
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         if parent != 1 {
             return reply.error(libc::ENOENT);
+        }
+        if name == STATS_NAME {
+            return reply.entry(&TTL, &self.attr(STATS_INO).expect("stats"), 0);
         }
         let ino = self
             .files
@@ -136,12 +172,21 @@ impl Filesystem for MemFs {
         reply: ReplyAttr,
     ) {
         if let Some(sz) = size {
-            if sz > MAX_FILE {
+            if sz
+                > if self.discard {
+                    MAX_DISCARD_FILE
+                } else {
+                    MAX_FILE
+                }
+            {
                 return reply.error(libc::EFBIG);
             }
             match self.files.get_mut(&ino) {
                 Some(n) => {
-                    n.data.resize(sz as usize, 0);
+                    n.size = sz;
+                    if !self.discard {
+                        n.data.resize(sz as usize, 0);
+                    }
                     n.mtime = SystemTime::now();
                 }
                 None => return reply.error(libc::ENOENT),
@@ -173,6 +218,7 @@ impl Filesystem for MemFs {
             Node {
                 name: name.to_owned(),
                 data: Vec::new(),
+                size: 0,
                 mtime: SystemTime::now(),
             },
         );
@@ -181,7 +227,9 @@ impl Filesystem for MemFs {
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
-        if self.attr(ino).is_some() {
+        if ino == STATS_INO {
+            reply.opened(0, FOPEN_DIRECT_IO)
+        } else if self.attr(ino).is_some() {
             reply.opened(0, 0)
         } else {
             reply.error(libc::ENOENT)
@@ -199,12 +247,20 @@ impl Filesystem for MemFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
+        if ino == STATS_INO {
+            let text = format!("{}\n", self.write_bytes);
+            let off = (offset.max(0) as usize).min(text.len());
+            return reply.data(&text.as_bytes()[off..]);
+        }
         let Some(n) = self.files.get(&ino) else {
             return reply.error(libc::ENOENT);
         };
-        let off = (offset.max(0) as usize).min(n.data.len());
-        let end = off.saturating_add(size as usize).min(n.data.len());
-        reply.data(&n.data[off..end]);
+        let off = (offset.max(0) as u64).min(n.size);
+        let end = off.saturating_add(size as u64).min(n.size);
+        if self.discard {
+            return reply.data(&vec![0u8; (end - off) as usize]);
+        }
+        reply.data(&n.data[off as usize..end as usize]);
     }
 
     fn write(
@@ -228,16 +284,30 @@ impl Filesystem for MemFs {
         };
         let off = offset.max(0) as u64;
         let end = off + data.len() as u64;
-        if end > MAX_FILE {
+        if end
+            > if self.discard {
+                MAX_DISCARD_FILE
+            } else {
+                MAX_FILE
+            }
+        {
             return reply.error(libc::EFBIG);
         }
-        if (n.data.len() as u64) < end {
-            n.data.resize(end as usize, 0);
+        n.size = n.size.max(end);
+        if !self.discard {
+            if (n.data.len() as u64) < end {
+                n.data.resize(end as usize, 0);
+            }
+            n.data[off as usize..end as usize].copy_from_slice(data);
         }
-        n.data[off as usize..end as usize].copy_from_slice(data);
         n.mtime = SystemTime::now();
         self.write_bytes += data.len() as u64;
-        reply.written(data.len() as u32);
+        match &self.latency {
+            Some((lat, tx)) => {
+                let _ = tx.send((Instant::now() + *lat, reply, data.len() as u32));
+            }
+            None => reply.written(data.len() as u32),
+        }
     }
 
     fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _lo: u64, reply: ReplyEmpty) {
@@ -290,16 +360,54 @@ impl Filesystem for MemFs {
     }
 }
 
-/// `serve MNT [--wbcache] [--stall-now]`: mount and serve until unmounted or aborted.
+/// The value after `flag` in `args`, parsed.
+fn opt_u64(args: &[String], flag: &str) -> Option<u64> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// Sends deferred WRITE replies when their time has come (they arrive in deadline order).
+fn reply_thread(rx: mpsc::Receiver<Deferred>) {
+    for (at, reply, len) in rx {
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        if STALL.load(Ordering::SeqCst) {
+            // keep it unanswered, like the stalled WRITEs
+            std::mem::forget(reply);
+            continue;
+        }
+        reply.written(len);
+    }
+}
+
+/// `serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N]`: mount and serve
+/// until unmounted or aborted.
 pub fn main(args: &[String]) -> i32 {
     let Some(mnt) = args.first() else {
-        eprintln!("usage: serve MNT [--wbcache] [--stall-now]");
+        eprintln!(
+            "usage: serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N]"
+        );
         return 2;
     };
     let wbcache = args.iter().any(|a| a == "--wbcache");
     if args.iter().any(|a| a == "--stall-now") {
         STALL.store(true, Ordering::SeqCst);
     }
+    if let Some(ms) = opt_u64(args, "--stall-after-ms") {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            STALL.store(true, Ordering::SeqCst);
+        });
+    }
+    let latency = opt_u64(args, "--latency-ms")
+        .filter(|&ms| ms > 0)
+        .map(|ms| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || reply_thread(rx));
+            (Duration::from_millis(ms), tx)
+        });
     // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
     unsafe {
         libc::signal(
@@ -311,8 +419,10 @@ pub fn main(args: &[String]) -> i32 {
         files: HashMap::new(),
         next_ino: 2,
         wbcache,
+        discard: args.iter().any(|a| a == "--discard"),
         stalled_replies: Vec::new(),
         write_bytes: 0,
+        latency,
     };
     let opts = [
         MountOption::FSName("dltest".into()),

@@ -2,7 +2,6 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 
 /// A MAP_SHARED mapping of a whole file; unmapped on drop.
 pub struct Mapping {
@@ -14,8 +13,8 @@ pub struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
-    /// Map `len` bytes of `fd` read-write and shared.
-    pub fn new(fd: i32, len: usize) -> std::io::Result<Mapping> {
+    /// Map `len` bytes of `fd` from `offset` (page-aligned) read-write and shared.
+    pub fn new_at(fd: i32, len: usize, offset: u64) -> std::io::Result<Mapping> {
         // SAFETY: a fresh mapping chosen by the kernel; no existing memory is affected.
         let p = unsafe {
             libc::mmap(
@@ -24,7 +23,7 @@ impl Mapping {
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd,
-                0,
+                offset as libc::off_t,
             )
         };
         if p == libc::MAP_FAILED {
@@ -74,11 +73,15 @@ pub fn close(fd: i32) {
     }
 }
 
-/// fusectl connection number of the FUSE mount at `mnt` (the minor of its st_dev).
+/// fusectl connection number of the FUSE mount at `mnt`: the minor of its device, from
+/// /proc/self/mountinfo (no stat: that would wait for the server's INIT reply).
 pub fn conn_id(mnt: &str) -> Option<u64> {
-    let m = fs::metadata(mnt).ok()?;
-    let dev = m.dev();
-    Some(((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u64)
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let line = info
+        .lines()
+        .rfind(|l| l.split_whitespace().nth(4) == Some(mnt))?;
+    let dev = line.split_whitespace().nth(2)?;
+    dev.split(':').nth(1)?.parse().ok()
 }
 
 pub fn ctl_path(conn: u64, file: &str) -> String {
@@ -91,19 +94,6 @@ pub fn read_u64(path: &str) -> Option<u64> {
 
 pub fn write_str(path: &str, s: &str) -> std::io::Result<()> {
     fs::write(path, s)
-}
-
-/// A field of /proc/meminfo in kB.
-pub fn meminfo_kb(field: &str) -> u64 {
-    let s = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    for l in s.lines() {
-        if let Some(rest) = l.strip_prefix(field) {
-            if let Some(v) = rest.trim_start_matches(':').split_whitespace().next() {
-                return v.parse().unwrap_or(0);
-            }
-        }
-    }
-    0
 }
 
 pub struct XorShift(pub u64);
