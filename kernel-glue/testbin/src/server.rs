@@ -34,8 +34,8 @@ extern "C" fn on_usr1(_: libc::c_int) {
 }
 
 const TTL: Duration = Duration::from_secs(1);
-/// `STATS_NAME` in the root: a read-only, direct-I/O file holding the WRITE bytes received so
-/// far, so that a test measures what reached the server, not what was dirtied in the cache.
+/// `STATS_NAME` in the root: a read-only, direct-I/O file holding the WRITE bytes and the number
+/// of WRITE requests received so far (`BYTES WRITES`), so that a test measures what reached the server, not what was dirtied in the cache.
 pub const STATS_NAME: &str = "__stats";
 const STATS_INO: u64 = 1 << 40;
 const MAX_FILE: u64 = 1 << 30;
@@ -56,6 +56,8 @@ pub struct MemFs {
     discard: bool,
     stalled_replies: Vec<ReplyWrite>,
     write_bytes: u64,
+    /// WRITE requests received so far
+    writes: u64,
     latency: Option<(Duration, mpsc::Sender<Deferred>)>,
 }
 
@@ -248,7 +250,7 @@ impl Filesystem for MemFs {
         reply: ReplyData,
     ) {
         if ino == STATS_INO {
-            let text = format!("{}\n", self.write_bytes);
+            let text = format!("{} {}\n", self.write_bytes, self.writes);
             let off = (offset.max(0) as usize).min(text.len());
             return reply.data(&text.as_bytes()[off..]);
         }
@@ -302,6 +304,7 @@ impl Filesystem for MemFs {
         }
         n.mtime = SystemTime::now();
         self.write_bytes += data.len() as u64;
+        self.writes += 1;
         match &self.latency {
             Some((lat, tx)) => {
                 let _ = tx.send((Instant::now() + *lat, reply, data.len() as u32));
@@ -422,6 +425,7 @@ pub fn main(args: &[String]) -> i32 {
         discard: args.iter().any(|a| a == "--discard"),
         stalled_replies: Vec::new(),
         write_bytes: 0,
+        writes: 0,
         latency,
     };
     let opts = [
