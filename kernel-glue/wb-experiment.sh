@@ -2,7 +2,8 @@
 # kernel-glue/wb-experiment.sh: the global per-bdi threshold experiment of CONFIG_WB_DIRTY_REDISTRIBUTE
 # in a QEMU (TCG) guest of the project's Linux 7.3 kernel. Two virtio disks whose write rates QEMU
 # throttles (A fast, B slow), ext4 on each, vm.dirty_ratio 10 / dirty_background_ratio 5. Each
-# scenario boots the plain kernel once per policy (wb_dirty_policy=linux|redistribute);
+# scenario boots the plain kernel once per policy (wb_dirty_policy=linux|redistribute;
+# fuse-beside-disk with fuse.dirty_limit=0, so that FUSE keeps its stock 1% max_ratio and strictlimit);
 # max-ratio-lowered runs once more on the debug kernel (lockdep, KASAN) with redistribute.
 # Writes plots/kernel-wb-table.md and plots/kernel-max-ratio-lowered.{svg,png}; the last line is
 # "N passed, N failed". Run as root. Kernels come from kernel-glue/kernel/build.sh (cached), or
@@ -52,10 +53,10 @@ BZ_PLAIN=$(kernel plain)
 BZ_DEBUG=$(kernel debug)
 [ -f "$BZ_DEBUG" ] || die "debug kernel $BZ_DEBUG missing"
 
-step "guest program (static)"
+step "guest programs (static): wbexp and the FUSE server dltest"
 TB=$B/testbin-target
 (cd "$HERE/testbin" && CARGO_TARGET_DIR=$TB RUSTFLAGS="-C target-feature=+crt-static" \
-	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu --bin wbexp)
+	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu --bin wbexp --bin dltest)
 
 step "initramfs"
 R=$B/initramfs
@@ -63,6 +64,7 @@ rm -rf "$R" && mkdir -p "$R"/{bin,dev,proc,sys,tmp,mnt}
 cp /bin/busybox "$R/bin/busybox"
 cp "$HERE/guest/wb-init" "$R/init"
 cp "$TB/x86_64-unknown-linux-gnu/release/wbexp" "$R/wbexp"
+cp "$TB/x86_64-unknown-linux-gnu/release/dltest" "$R/dltest"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$B/initramfs.cpio.gz"
 
 step "disk image (ext4, ${DISK_MB} MiB)"
@@ -86,20 +88,29 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more
 		-nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 	local rc=$?
 	set -e
-	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
+	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|fuse|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
 	[ $rc = 124 ] && echo "    (timed out after $4 s)"
 	rm -f "$B/a.img" "$B/b.img"
 }
 
 rm -f "$B"/*.log
-# WB_ORDER: the order of the policies' boots; WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only.
-for pol in ${WB_ORDER:-linux redistribute}; do
-	boot plain "$pol" max-ratio-lowered 400
-done
-if [ -z "${WB_ONLY_MAX:-}" ]; then
+# WB_ORDER: the order of the policies' boots; WB_SCENARIOS: the plain kernel's scenarios
+# (default all three); WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1:
+# no debug boots.
+SCENARIOS=${WB_SCENARIOS:-max-ratio-lowered idle-min-ratio fuse-beside-disk}
+if [ -n "${WB_ONLY_MAX:-}" ]; then
+	SCENARIOS=max-ratio-lowered WB_NO_DEBUG=1
+fi
+for scen in $SCENARIOS; do
 	for pol in ${WB_ORDER:-linux redistribute}; do
-		boot plain "$pol" idle-min-ratio 300
+		case $scen in
+		idle-min-ratio) boot plain "$pol" "$scen" 300 ;;
+		fuse-beside-disk) boot plain "$pol" "$scen" 400 fuse.dirty_limit=0 ;;
+		*) boot plain "$pol" "$scen" 400 ;;
+		esac
 	done
+done
+if [ -z "${WB_NO_DEBUG:-}" ]; then
 	boot debug redistribute max-ratio-lowered 900
 	# 10 bdis at boot (8 loop devices, 2 disks), 12 slots: 8 loop devices added 20 times run
 	# out of slots each time, are given ratios and are removed again.
