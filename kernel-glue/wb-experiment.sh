@@ -5,9 +5,10 @@
 # scenario boots the plain kernel once per policy (wb_dirty_policy=linux|redistribute;
 # fuse-beside-disk with fuse.dirty_limit=0, so that FUSE keeps its stock 1% max_ratio and strictlimit);
 # max-ratio-lowered runs once more on the debug kernel (lockdep, KASAN) with redistribute.
-# Writes plots/kernel-wb-table.md and plots/kernel-max-ratio-lowered.{svg,png}; the last line is
-# "N passed, N failed". Run as root. Kernels come from kernel-glue/kernel/build.sh (cached), or
-# from WB_BZIMAGE_PLAIN / WB_BZIMAGE_DEBUG when set.
+# The simulator runs each scenario's kernel-glue/wb-sim/*.toml with the rates measured in the
+# guest. Writes plots/kernel-wb-table.md and plots/kernel-SCENARIO.{svg,png} (the kernel's trace
+# beside the simulator's); the last line is "N passed, N failed". Run as root. Kernels come from
+# kernel-glue/kernel/build.sh (cached), or from WB_BZIMAGE_PLAIN / WB_BZIMAGE_DEBUG when set.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,6 +58,13 @@ step "guest programs (static): wbexp and the FUSE server dltest"
 TB=$B/testbin-target
 (cd "$HERE/testbin" && CARGO_TARGET_DIR=$TB RUSTFLAGS="-C target-feature=+crt-static" \
 	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu --bin wbexp --bin dltest)
+
+step "simulator"
+(cd "$REPO" && nice -n 10 cargo build -q --release --bin dirtylimit)
+SIM_TARGET=${CARGO_TARGET_DIR:-target}
+case $SIM_TARGET in /*) ;; *) SIM_TARGET=$REPO/$SIM_TARGET ;; esac
+SIM=$SIM_TARGET/release/dirtylimit
+[ -x "$SIM" ] || die "simulator $SIM missing after cargo build"
 
 step "initramfs"
 R=$B/initramfs
@@ -120,15 +128,17 @@ fi
 step "analysis"
 mkdir -p "$REPO/plots"
 set +e
-python3 "$HERE/wb-analyze.py" --out "$REPO/plots" \
+python3 "$HERE/wb-analyze.py" --out "$REPO/plots" --sim "$SIM" --sim-work "$B/sim" \
 	--setup "Measured by kernel-glue/wb-experiment.sh: Linux 7.3.4 guest under QEMU TCG (1 GiB; -smp 2, the tinyconfig guest brings up 1 CPU) on $(nproc) host cores; virtio disks throttled by QEMU to A $((A_BPS >> 20)) MiB/s and B $((B_BPS >> 20)) MiB/s of writes; ext4; dirty_ratio 10, dirty_background_ratio 5; samples every 0.25 s." \
 	"$B"/*.log | tee "$B/analysis.txt"
 arc=${PIPESTATUS[0]}
 set -e
-if [ -f "$REPO/plots/kernel-max-ratio-lowered.svg" ]; then
-	rsvg-convert -w 1350 -b white "$REPO/plots/kernel-max-ratio-lowered.svg" \
-		-o "$REPO/plots/kernel-max-ratio-lowered.png" || echo "rsvg-convert failed: no PNG"
-fi
+for scen in max-ratio-lowered idle-min-ratio fuse-beside-disk; do
+	svg=$REPO/plots/kernel-$scen.svg
+	if [ -f "$svg" ]; then
+		rsvg-convert -w 1400 -b white "$svg" -o "${svg%.svg}.png" || echo "rsvg-convert failed: no PNG of $scen"
+	fi
+done
 step "done"
 tail -1 "$B/analysis.txt"
 exit "$arc"
