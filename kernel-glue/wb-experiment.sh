@@ -103,13 +103,21 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more
 
 rm -f "$B"/*.log
 # WB_ORDER: the order of the policies' boots; WB_SCENARIOS: the plain kernel's scenarios
-# (default all three); WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1:
+# (default all four; policy-switch runs both policies in one boot, WB_ROUNDS rounds);
+# WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1:
 # no debug boots.
-SCENARIOS=${WB_SCENARIOS:-max-ratio-lowered idle-min-ratio fuse-beside-disk}
+SCENARIOS=${WB_SCENARIOS:-max-ratio-lowered idle-min-ratio fuse-beside-disk policy-switch}
+ROUNDS=${WB_ROUNDS:-4}
 if [ -n "${WB_ONLY_MAX:-}" ]; then
 	SCENARIOS=max-ratio-lowered WB_NO_DEBUG=1
 fi
 for scen in $SCENARIOS; do
+	if [ "$scen" = policy-switch ]; then
+		# One boot, both policies: max-ratio-lowered ROUNDS times, the policy switched at run
+		# time (vm.wb_dirty_redistribute) before each round.
+		boot plain redistribute "$scen" $((ROUNDS * (PRE + POST + 30) + 200)) wbexp.rounds=$ROUNDS
+		continue
+	fi
 	for pol in ${WB_ORDER:-linux redistribute}; do
 		case $scen in
 		idle-min-ratio) boot plain "$pol" "$scen" 300 ;;
