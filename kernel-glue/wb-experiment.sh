@@ -2,11 +2,13 @@
 # kernel-glue/wb-experiment.sh: the global per-bdi threshold experiment of CONFIG_WB_DIRTY_REDISTRIBUTE
 # in a QEMU (TCG) guest of the project's Linux 7.3 kernel. Two virtio disks whose write rates QEMU
 # throttles (A fast, B slow), ext4 on each, vm.dirty_ratio 10 / dirty_background_ratio 5. Each
-# scenario boots the plain kernel once per policy (wb_dirty_policy=linux|redistribute);
+# scenario boots the plain kernel once per policy (wb_dirty_policy=linux|redistribute;
+# fuse-beside-disk with fuse.dirty_limit=0, so that FUSE keeps its stock 1% max_ratio and strictlimit);
 # max-ratio-lowered runs once more on the debug kernel (lockdep, KASAN) with redistribute.
-# Writes plots/kernel-wb-table.md and plots/kernel-max-ratio-lowered.{svg,png}; the last line is
-# "N passed, N failed". Run as root. Kernels come from kernel-glue/kernel/build.sh (cached), or
-# from WB_BZIMAGE_PLAIN / WB_BZIMAGE_DEBUG when set.
+# The simulator runs each scenario's kernel-glue/wb-sim/*.toml with the rates measured in the
+# guest. Writes plots/kernel-wb-table.md and plots/kernel-SCENARIO.{svg,png} (the kernel's trace
+# beside the simulator's); the last line is "N passed, N failed". Run as root. Kernels come from
+# kernel-glue/kernel/build.sh (cached), or from WB_BZIMAGE_PLAIN / WB_BZIMAGE_DEBUG when set.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,10 +54,17 @@ BZ_PLAIN=$(kernel plain)
 BZ_DEBUG=$(kernel debug)
 [ -f "$BZ_DEBUG" ] || die "debug kernel $BZ_DEBUG missing"
 
-step "guest program (static)"
+step "guest programs (static): wbexp and the FUSE server dltest"
 TB=$B/testbin-target
 (cd "$HERE/testbin" && CARGO_TARGET_DIR=$TB RUSTFLAGS="-C target-feature=+crt-static" \
-	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu --bin wbexp)
+	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu --bin wbexp --bin dltest)
+
+step "simulator"
+(cd "$REPO" && nice -n 10 cargo build -q --release --bin dirtylimit)
+SIM_TARGET=${CARGO_TARGET_DIR:-target}
+case $SIM_TARGET in /*) ;; *) SIM_TARGET=$REPO/$SIM_TARGET ;; esac
+SIM=$SIM_TARGET/release/dirtylimit
+[ -x "$SIM" ] || die "simulator $SIM missing after cargo build"
 
 step "initramfs"
 R=$B/initramfs
@@ -63,6 +72,7 @@ rm -rf "$R" && mkdir -p "$R"/{bin,dev,proc,sys,tmp,mnt}
 cp /bin/busybox "$R/bin/busybox"
 cp "$HERE/guest/wb-init" "$R/init"
 cp "$TB/x86_64-unknown-linux-gnu/release/wbexp" "$R/wbexp"
+cp "$TB/x86_64-unknown-linux-gnu/release/dltest" "$R/dltest"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$B/initramfs.cpio.gz"
 
 step "disk image (ext4, ${DISK_MB} MiB)"
@@ -86,20 +96,37 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more
 		-nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 	local rc=$?
 	set -e
-	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
+	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|fuse|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
 	[ $rc = 124 ] && echo "    (timed out after $4 s)"
 	rm -f "$B/a.img" "$B/b.img"
 }
 
 rm -f "$B"/*.log
-# WB_ORDER: the order of the policies' boots; WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only.
-for pol in ${WB_ORDER:-linux redistribute}; do
-	boot plain "$pol" max-ratio-lowered 400
-done
-if [ -z "${WB_ONLY_MAX:-}" ]; then
+# WB_ORDER: the order of the policies' boots; WB_SCENARIOS: the plain kernel's scenarios
+# (default all four; policy-switch runs both policies in one boot, WB_ROUNDS rounds);
+# WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1:
+# no debug boots.
+SCENARIOS=${WB_SCENARIOS:-max-ratio-lowered idle-min-ratio fuse-beside-disk policy-switch}
+ROUNDS=${WB_ROUNDS:-4}
+if [ -n "${WB_ONLY_MAX:-}" ]; then
+	SCENARIOS=max-ratio-lowered WB_NO_DEBUG=1
+fi
+for scen in $SCENARIOS; do
+	if [ "$scen" = policy-switch ]; then
+		# One boot, both policies: max-ratio-lowered ROUNDS times, the policy switched at run
+		# time (vm.wb_dirty_redistribute) before each round.
+		boot plain redistribute "$scen" $((ROUNDS * (PRE + POST + 30) + 200)) wbexp.rounds=$ROUNDS
+		continue
+	fi
 	for pol in ${WB_ORDER:-linux redistribute}; do
-		boot plain "$pol" idle-min-ratio 300
+		case $scen in
+		idle-min-ratio) boot plain "$pol" "$scen" 300 ;;
+		fuse-beside-disk) boot plain "$pol" "$scen" 400 fuse.dirty_limit=0 ;;
+		*) boot plain "$pol" "$scen" 400 ;;
+		esac
 	done
+done
+if [ -z "${WB_NO_DEBUG:-}" ]; then
 	boot debug redistribute max-ratio-lowered 900
 	# 10 bdis at boot (8 loop devices, 2 disks), 12 slots: 8 loop devices added 20 times run
 	# out of slots each time, are given ratios and are removed again.
@@ -109,15 +136,17 @@ fi
 step "analysis"
 mkdir -p "$REPO/plots"
 set +e
-python3 "$HERE/wb-analyze.py" --out "$REPO/plots" \
+python3 "$HERE/wb-analyze.py" --out "$REPO/plots" --sim "$SIM" --sim-work "$B/sim" \
 	--setup "Measured by kernel-glue/wb-experiment.sh: Linux 7.3.4 guest under QEMU TCG (1 GiB; -smp 2, the tinyconfig guest brings up 1 CPU) on $(nproc) host cores; virtio disks throttled by QEMU to A $((A_BPS >> 20)) MiB/s and B $((B_BPS >> 20)) MiB/s of writes; ext4; dirty_ratio 10, dirty_background_ratio 5; samples every 0.25 s." \
 	"$B"/*.log | tee "$B/analysis.txt"
 arc=${PIPESTATUS[0]}
 set -e
-if [ -f "$REPO/plots/kernel-max-ratio-lowered.svg" ]; then
-	rsvg-convert -w 1350 -b white "$REPO/plots/kernel-max-ratio-lowered.svg" \
-		-o "$REPO/plots/kernel-max-ratio-lowered.png" || echo "rsvg-convert failed: no PNG"
-fi
+for scen in max-ratio-lowered idle-min-ratio fuse-beside-disk; do
+	svg=$REPO/plots/kernel-$scen.svg
+	if [ -f "$svg" ]; then
+		rsvg-convert -w 1400 -b white "$svg" -o "${svg%.svg}.png" || echo "rsvg-convert failed: no PNG of $scen"
+	fi
+done
 step "done"
 tail -1 "$B/analysis.txt"
 exit "$arc"

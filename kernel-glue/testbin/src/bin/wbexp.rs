@@ -8,6 +8,7 @@
 //! WBX S t_ms T_kB  A: thresh_kB writeback_kB reclaimable_kB written_kB  B: (same)  nr_dirty nr_writeback
 //! WBX E t_ms event
 //! WBX W writer phase bytes ms
+//! WBX fuse BDI max_ratio R strict_limit S
 //! ```
 //!
 //! Usage:
@@ -15,6 +16,17 @@
 //!       A written alone PRE_S s, then A.max_ratio = 10 and a writer on B starts; both run POST_S s.
 //!   wbexp idle-min-ratio MNT_A BDI_A BDI_B SECS
 //!       B.min_ratio = 30 and B idle, A written SECS s.
+//!   wbexp fuse-beside-disk SERVER MNT_A MNT_F BDI_A PRE_S POST_S
+//!       A FUSE mount of the in-memory server (`SERVER serve MNT_F --wbcache --discard`) at
+//!       MNT_F with its stock bdi settings; A written alone PRE_S s, then a writer on the FUSE
+//!       mount starts (event `switch`); both run POST_S s. The sample line's second bdi is the
+//!       FUSE mount's (`WBX fuse BDI max_ratio R strict_limit S` names it).
+//!   wbexp policy-switch MNT_A MNT_B BDI_A BDI_B PRE_S POST_S ROUNDS
+//!       max-ratio-lowered ROUNDS times in one boot (booted with wb_dirty_policy=redistribute),
+//!       the policy set before each round through vm.wb_dirty_redistribute in the order linux,
+//!       redistribute, redistribute, linux, ...; each round starts with A.max_ratio = 100 and
+//!       ends with both files written back. Events: `round-K-POLICY`, `switch-K`, `stop-K`;
+//!       writer phases `pre-K` and `post-K`.
 //!   wbexp slots ROUNDS NR
 //!       ROUNDS times: add NR loop devices through /dev/loop-control, set a ratio on each, remove
 //!       them (bdi registration and unregistration, slots taken, freed and running out).
@@ -197,6 +209,147 @@ fn idle_min_ratio(args: &[String]) {
     println!("WBX W A run {a} {}", t.as_millis());
 }
 
+/// The policy of round `k` of `policy-switch`: linux, redistribute, redistribute, linux, ...
+/// (each policy runs first in half of the pairs).
+fn round_policy(k: u32) -> &'static str {
+    if matches!(k % 4, 0 | 3) {
+        "linux"
+    } else {
+        "redistribute"
+    }
+}
+
+fn policy_switch(args: &[String]) {
+    let [ma, mb, ba, bb, pre, post, rounds] = args else {
+        panic!("policy-switch MNT_A MNT_B BDI_A BDI_B PRE_S POST_S ROUNDS");
+    };
+    let pre = Duration::from_secs(pre.parse().expect("PRE_S"));
+    let post = Duration::from_secs(post.parse().expect("POST_S"));
+    let rounds: u32 = rounds.parse().expect("ROUNDS");
+    let knob = "/proc/sys/vm/wb_dirty_redistribute";
+    if fs::metadata(knob).is_err() {
+        println!("WBX FAIL no {knob} (a kernel without the runtime switch, or booted with linux)");
+        return;
+    }
+    let t0 = Instant::now();
+    let (sstop, sh) = start_sampler(t0, ba.clone(), bb.clone());
+    for k in 0..rounds {
+        let policy = round_policy(k);
+        let on = if policy == "redistribute" { "1" } else { "0" };
+        fs::write(knob, format!("{on}\n")).unwrap_or_else(|e| panic!("write {knob}: {e}"));
+        set_bdi(ba, "max_ratio", 100);
+        event(t0, &format!("round-{k}-{policy}"));
+        let t_start = t0.elapsed();
+        let wa = start_writer(format!("{ma}/f"));
+        thread::sleep(pre);
+        let (a_pre, t_switch) = (wa.bytes.load(Ordering::Relaxed), t0.elapsed());
+        set_bdi(ba, "max_ratio", 10);
+        event(t0, &format!("switch-{k}"));
+        let wb = start_writer(format!("{mb}/f"));
+        thread::sleep(post);
+        let b_bytes = wb.finish();
+        let a_all = wa.finish();
+        let t_end = t0.elapsed();
+        event(t0, &format!("stop-{k}"));
+        println!(
+            "WBX W A pre-{k} {a_pre} {}",
+            (t_switch - t_start).as_millis()
+        );
+        println!(
+            "WBX W A post-{k} {} {}",
+            a_all - a_pre,
+            (t_end - t_switch).as_millis()
+        );
+        println!(
+            "WBX W B post-{k} {b_bytes} {}",
+            (t_end - t_switch).as_millis()
+        );
+        // B's pages written back before the next round, so that its A-alone phase ages B's
+        // completions as the first round's did.
+        // SAFETY: sync(2) takes no arguments.
+        unsafe { libc::sync() };
+    }
+    event(t0, "stop");
+    sstop.store(true, Ordering::Relaxed);
+    let _ = sh.join();
+}
+
+/// The `MAJ:MIN` of the filesystem mounted at `dir`, from /proc/self/mountinfo: the name of a
+/// FUSE mount's bdi (no stat: that would wait for the server's INIT reply).
+fn mount_dev(dir: &str) -> Option<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(4) == Some(&dir)).then(|| f[2].to_string())
+    })
+}
+
+fn fuse_beside_disk(args: &[String]) {
+    let [server, ma, mf, ba, pre, post] = args else {
+        panic!("fuse-beside-disk SERVER MNT_A MNT_F BDI_A PRE_S POST_S");
+    };
+    let pre = Duration::from_secs(pre.parse().expect("PRE_S"));
+    let post = Duration::from_secs(post.parse().expect("POST_S"));
+    let _ = fs::create_dir_all(mf);
+    let mut child = std::process::Command::new(server)
+        .args(["serve", mf, "--wbcache", "--discard"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {server}: {e}"));
+    let t_mount = Instant::now();
+    let bf = loop {
+        if let Some(d) = mount_dev(mf) {
+            break d;
+        }
+        if t_mount.elapsed() > Duration::from_secs(20) {
+            println!("WBX FAIL no FUSE mount at {mf}");
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    // the first access waits for the server's INIT reply
+    let _ = fs::metadata(format!("{mf}/."));
+    let knob = |k: &str| {
+        fs::read_to_string(format!("/sys/class/bdi/{bf}/{k}"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
+    println!(
+        "WBX fuse {bf} max_ratio {} strict_limit {}",
+        knob("max_ratio"),
+        knob("strict_limit")
+    );
+    let t0 = Instant::now();
+    let (sstop, sh) = start_sampler(t0, ba.clone(), bf.clone());
+    event(t0, "a-start");
+    let wa = start_writer(format!("{ma}/f"));
+    thread::sleep(pre);
+    let (a_pre, t_switch) = (wa.bytes.load(Ordering::Relaxed), t0.elapsed());
+    event(t0, "switch");
+    let wf = start_writer(format!("{mf}/f"));
+    thread::sleep(post);
+    let f_bytes = wf.finish();
+    let a_all = wa.finish();
+    let t_end = t0.elapsed();
+    event(t0, "stop");
+    sstop.store(true, Ordering::Relaxed);
+    let _ = sh.join();
+    println!("WBX W A pre {a_pre} {}", t_switch.as_millis());
+    println!(
+        "WBX W A post {} {}",
+        a_all - a_pre,
+        (t_end - t_switch).as_millis()
+    );
+    println!("WBX W F post {f_bytes} {}", (t_end - t_switch).as_millis());
+    let c = std::ffi::CString::new(mf.as_str()).expect("no NUL");
+    // SAFETY: a plain syscall with a valid NUL-terminated path.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// `LOOP_CTL_ADD` / `LOOP_CTL_REMOVE` of <linux/loop.h>.
 const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
 const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
@@ -245,13 +398,15 @@ fn slots(args: &[String]) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: wbexp max-ratio-lowered|idle-min-ratio ...");
+        eprintln!("usage: wbexp max-ratio-lowered|idle-min-ratio|fuse-beside-disk|policy-switch|slots ...");
         std::process::exit(2);
     };
     println!("WBX scenario {cmd}");
     match cmd.as_str() {
         "max-ratio-lowered" => max_ratio_lowered(rest),
         "idle-min-ratio" => idle_min_ratio(rest),
+        "fuse-beside-disk" => fuse_beside_disk(rest),
+        "policy-switch" => policy_switch(rest),
         "slots" => slots(rest),
         _ => {
             eprintln!("wbexp: unknown scenario {cmd}");
