@@ -90,10 +90,9 @@
 //! when newcomers share equally.
 
 use crate::bdi::{Bdi, Limit, Role};
-use crate::flex_proportions::{FpropGlobal, FpropLocal};
+use crate::flex_proportions::{FpropGlobal, FpropLocal, FPROP_FRAC_BASE};
 use crate::mul_div::div_wide;
 use crate::water_level::WaterLevel;
-use crate::RATIO_FINE_MAX;
 
 /// The active set's bookkeeping: the tick interval and how many of the bdis
 /// active at the last recompute have been reported in it.
@@ -191,8 +190,14 @@ impl Lending {
 }
 
 /// `__wb_writeout_add()` for `Lend`: records as many of `nr` completions as
-/// keep the fraction at or below the cap `max` (at threshold `thresh` for a
-/// pages cap), exactly. Returns how many were recorded. O(1).
+/// keep the fraction at or below the cap `max` in Linux's 1/1024 steps
+/// (`max_prop_frac`, at threshold `thresh` for a pages cap), rounded down.
+/// Returns how many were recorded. O(1).
+///
+/// With `m = max_prop_frac` this is the largest `n ≤ nr` with
+/// `(x + n)·1024 ≤ m·(e + n)`, i.e. `n ≤ (m·e − 1024·x) / (1024 − m)`:
+/// `__fprop_add_percpu_max()`'s cut, which rounds up instead (a call may
+/// lift the kernel's fraction above `m/1024` by less than one event).
 #[inline]
 pub fn add_up_to_cap(
     local: &mut FpropLocal,
@@ -201,18 +206,27 @@ pub fn add_up_to_cap(
     thresh: u64,
     nr: u64,
 ) -> u64 {
-    let full = u64::from(RATIO_FINE_MAX);
-    let max_ppm = max.ppm_at(thresh).unwrap_or(0);
+    let full = u64::from(FPROP_FRAC_BASE);
     let mut nr = nr;
-    if max_ppm < full {
-        local.reflect_period(g);
+    // No cap (the common case): nothing to convert.
+    let max_frac = if max == Limit::FULL {
+        full
+    } else {
+        u64::from(max.prop_frac_at(thresh))
+    };
+    if max_frac < full {
+        // The fraction as aged to the current period; `add` stores it.
         let f = local.fraction(g);
         let (room, used) = (
-            u128::from(max_ppm) * u128::from(f.denominator),
+            u128::from(max_frac) * u128::from(f.denominator),
             u128::from(f.numerator) * u128::from(full),
         );
-        let fit = div_wide(room.saturating_sub(used), full - max_ppm);
-        nr = u64::try_from(fit).map_or(nr, |fit| fit.min(nr));
+        let (left, step) = (room.saturating_sub(used), full - max_frac);
+        // Only a call that would pass the cap divides (as the kernel's).
+        if left < u128::from(nr) * u128::from(step) {
+            // left / step < nr: fits.
+            nr = u64::try_from(div_wide(left, step)).unwrap_or(nr);
+        }
     }
     local.add(g, nr)
 }
