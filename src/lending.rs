@@ -38,21 +38,28 @@
 //! next tick goes back to weights `x_i`. So nothing is left unallocated
 //! while an active bdi is below its cap.
 //!
-//! **Completions count up to the cap.** A bdi's completions are recorded
-//! only while they keep its fraction at or below its cap ratio, exactly
-//! (integer halving at a period's end may then lift it by less than one
-//! event, and once aging has zeroed the global count the first completions
-//! count against 1, as the kernel's fraction does):
-//! `nr` is cut to the largest `n` with `(x + n)·10^6 ≤ max_ppm·(e + n)`, i.e.
-//! `n ≤ (max_ppm·e − 10^6·x) / (10^6 − max_ppm)` (Linux does the same in
-//! 1/1024 steps). A capped bdi that stops completing therefore leaves its cap
-//! as soon as the others complete, as under Linux, instead of after the
-//! periods a fraction far above its cap takes to decay. What this changes:
-//! the weights are the recorded counts, so a bdi that wants more than its
-//! cap may be allocated `λ·max_i·P_A` (below its cap when `λ·P_A < T`) and
-//! the difference goes to the others; every invariant above holds for the
-//! recorded counts, and `Redistribute`'s results are equal for the same
-//! recorded counts (not for the same completions).
+//! **Completions count up to the cap, as Linux counts them.** A bdi's
+//! completions are recorded only while they keep its fraction at or below
+//! `m/1024`, with `m = max_prop_frac` the cap in Linux's 1/1024 steps rounded
+//! down (10/1024 = 0.977% for `max_ratio` 1): `nr` is cut to the largest `n`
+//! with `(x + n)·1024 ≤ m·(e + n)`, i.e. `n ≤ (m·e − 1024·x) / (1024 − m)`
+//! (integer halving at a period's end may then lift the fraction by less
+//! than one event, and once aging has zeroed the global count the first
+//! completions count against 1, as the kernel's fraction does). This is
+//! `__fprop_add_percpu_max()`'s cut rounded down instead of up, so a bdi
+//! records what Linux records, to within one event per call. A capped bdi
+//! that stops completing therefore leaves its cap as soon as the others
+//! complete, and its threshold falls from where Linux's falls from, at the
+//! same rate (`Redistribute`, counting every completion, takes the periods
+//! a fraction far above its cap needs to decay). What this changes: the
+//! weights are the recorded counts, so a bdi that wants more than its cap
+//! is allocated `λ·(m/1024)·P_A`, below its cap `T·max_i` unless lenders or
+//! capped bdis raise `λ` (at `λ = 1`, 0.977% of `P` for `max_ratio` 1, as
+//! under Linux), and the difference goes to the others; every invariant
+//! above holds for the recorded counts, and `Redistribute`'s results are
+//! equal for the same recorded counts (not for the same completions).
+//! Counting exactly to `T·max_i` instead would start that fall 2.3% higher
+//! for `max_ratio` 1 and converge later than Linux (docs/lending.md).
 //!
 //! # What the owner of a floor is guaranteed
 //!
