@@ -8,8 +8,16 @@
 //! * `completion`: `Domain::writeout_inc` of one page;
 //! * `rollover`: one completion of 64 pages, then `tick` across a period
 //!   boundary;
-//! * `recompute`, `recompute_all_capped`: `Domain::rebalance` (only
-//!   `Redistribute` has a water level).
+//! * `recompute`: `Domain::rebalance` (`Redistribute`'s water level, and
+//!   `Lend`'s over the fixture's active set);
+//! * `recompute_all_capped`: the same for `Redistribute` when every bdi ends
+//!   at its cap.
+//!
+//! `Lend` sees the fixture's activity (the bdis that wrote in the last
+//! period); between the completion chunks the ids of the chunk are reported
+//! active, uncounted, as the criterion bench does. `rollover` reports no
+//! activity, so under `Lend` every bdi is a lender after the first tick and
+//! its figure is not comparable with `Redistribute`'s.
 //!
 //! ```text
 //! cargo bench --bench instructions -- [--quick] [--out FILE]
@@ -22,7 +30,9 @@
 //! figure is the instructions of one call. It prints the table (and writes
 //! it to `FILE` as markdown) and exits with status 1 when a
 //! `Redistribute / Linux` ratio of a hot path (`query`, `query_t_moved`,
-//! `completion`) is above 1.0, 2 when it could not measure (with `--quick`
+//! `completion`) is above 1.0 (`Lend / Linux` is reported beside it, not
+//! gated: its completion is within a few instructions of Linux's, closer
+//! than code layout moves both), 2 when it could not measure (with `--quick`
 //! also when valgrind is missing; without it, a missing valgrind skips the
 //! bench, so that a plain `cargo bench` still runs the others). `--quick`
 //! measures n = 1, 64, 1024, 4096 with fewer calls; the default adds 4,
@@ -52,11 +62,31 @@ const OPS: [&str; 6] = [
 const HOT_OPS: usize = 3;
 
 /// The policies measured, with the names used in the report.
-const POLICIES: [(Policy, &str); 3] = [
+const POLICIES: [(Policy, &str); 4] = [
     (Policy::ClipOnly, "clip_only"),
     (Policy::Linux, "linux"),
     (Policy::Redistribute, "redistribute"),
+    (Policy::Lend, "lend"),
 ];
+
+/// The policies with a water level (their `recompute` is measured) and a
+/// ratio to Linux in the tables; the first one's hot-path ratios are the
+/// gate.
+const LEVELED: [Policy; 2] = [Policy::Redistribute, Policy::Lend];
+
+/// A policy's name in the report (as in [`POLICIES`]).
+fn pname(p: Policy) -> &'static str {
+    POLICIES
+        .iter()
+        .find(|(q, _)| *q == p)
+        .map_or("?", |(_, name)| name)
+}
+
+/// A policy as a column header: its title without the kernel version.
+fn label(p: Policy) -> &'static str {
+    let t = p.title();
+    t.split(" (").next().unwrap_or(t)
+}
 
 const FULL_NS: [usize; 8] = [1, 4, 16, 64, 256, 1024, 4096, 16384];
 const QUICK_NS: [usize; 4] = [1, 64, 1024, 4096];
@@ -189,7 +219,7 @@ fn child(spec: &str) -> ExitCode {
                 sink ^= d.wb_thresh(black_box(seq[i % SEQ]), black_box(thresh), black_box(DIRTY));
             });
         }
-        if *policy == Policy::Redistribute {
+        if LEVELED.contains(policy) {
             // Before the completions below change the fixture.
             measure(&format!("recompute/{pname}/{n}/slow"), k_slow, |_| {
                 d.rebalance();
@@ -208,6 +238,10 @@ fn child(spec: &str) -> ExitCode {
                 completion(d, black_box(seq[i % SEQ]), now);
             }
             client_request(TOGGLE_COLLECT, 0);
+            // Lend: the bdis that completed stay active (others ignore it).
+            for i in c * chunk..((c + 1) * chunk).min(k) {
+                d.note_active(seq[i % SEQ]);
+            }
             d.tick(now);
         }
         client_request(DUMP_STATS_AT, cname.as_ptr() as usize);
@@ -418,54 +452,90 @@ fn report(c: &Counts, ns: &[usize], k: usize, quick: bool) -> (String, bool) {
     );
     let _ = writeln!(
         md,
-        "## Targets\n\n| target | worst Redistribute / Linux | |\n|---|---:|---|"
+        "## Targets\n\n| target | worst ratio to Linux | |\n|---|---:|---|"
     );
-    for op in &OPS[..HOT_OPS] {
-        let worst = ns
-            .iter()
-            .filter_map(|&n| Some(get(op, "redistribute", n)? / get(op, "linux", n)?))
-            .fold(0.0f64, f64::max);
-        let met = worst <= 1.0;
-        ok &= met;
-        let _ = writeln!(
-            md,
-            "| `{op}` Redistribute ≤ 1.0× Linux, every n | {worst:.3}× | {} |",
-            if met { "met" } else { "**missed**" }
-        );
+    for p in LEVELED {
+        let title = label(p);
+        for op in &OPS[..HOT_OPS] {
+            let worst = ns
+                .iter()
+                .filter_map(|&n| Some(get(op, pname(p), n)? / get(op, "linux", n)?))
+                .fold(0.0f64, f64::max);
+            let met = worst <= 1.0;
+            let verdict = match (p == LEVELED[0], met) {
+                (true, true) => "met",
+                (true, false) => "**missed**",
+                (false, true) => "met (reported, not gated)",
+                (false, false) => "missed (reported, not gated)",
+            };
+            if p == LEVELED[0] {
+                ok &= met;
+            }
+            let _ = writeln!(
+                md,
+                "| `{op}` {title} ≤ 1.0× Linux, every n | {worst:.3}× | {verdict} |"
+            );
+        }
     }
+    let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
     for op in OPS {
         let _ = writeln!(md, "\n## `{op}`\n");
         if OPS[..HOT_OPS].contains(&op) || op == "rollover" {
+            let mut head = String::from("| n |");
+            for (p, _) in POLICIES {
+                let _ = write!(head, " {} |", label(p));
+            }
+            for p in LEVELED {
+                let _ = write!(head, " {} / Linux |", label(p));
+            }
             let _ = writeln!(
                 md,
-                "| n | ClipOnly | Linux | Redistribute | Redistribute / Linux |\n|---:|---:|---:|---:|---:|"
+                "{head}\n|---:|{}",
+                "---:|".repeat(POLICIES.len() + LEVELED.len())
             );
             for &n in ns {
-                let (cl, li, re) = (
-                    get(op, "clip_only", n),
-                    get(op, "linux", n),
-                    get(op, "redistribute", n),
-                );
-                let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
-                let ratio = match (re, li) {
-                    (Some(r), Some(l)) if l > 0.0 => {
-                        let q = r / l;
-                        if q > 1.0 && op != "rollover" {
-                            format!("**{q:.3}×**")
-                        } else {
-                            format!("{q:.3}×")
+                let mut row = format!("| {n} |");
+                for (_, name) in POLICIES {
+                    let _ = write!(row, " {} |", f(get(op, name, n)));
+                }
+                for p in LEVELED {
+                    let ratio = match (get(op, pname(p), n), get(op, "linux", n)) {
+                        (Some(r), Some(l)) if l > 0.0 => {
+                            let q = r / l;
+                            if q > 1.0 && op != "rollover" {
+                                format!("**{q:.3}×**")
+                            } else {
+                                format!("{q:.3}×")
+                            }
                         }
-                    }
-                    _ => "–".into(),
-                };
-                let _ = writeln!(md, "| {n} | {} | {} | {} | {ratio} |", f(cl), f(li), f(re));
+                        _ => "–".into(),
+                    };
+                    let _ = write!(row, " {ratio} |");
+                }
+                let _ = writeln!(md, "{row}");
             }
         } else {
-            let _ = writeln!(md, "| n | Redistribute | per bdi |\n|---:|---:|---:|");
+            let leveled: &[Policy] = if op == "recompute" {
+                &LEVELED
+            } else {
+                &LEVELED[..1]
+            };
+            let mut head = String::from("| n |");
+            for &p in leveled {
+                let _ = write!(head, " {} | per bdi |", label(p));
+            }
+            let _ = writeln!(md, "{head}\n|---:|{}", "---:|---:|".repeat(leveled.len()));
             for &n in ns {
-                if let Some(v) = get(op, "redistribute", n) {
-                    let _ = writeln!(md, "| {n} | {v:.0} | {:.1} |", v / n as f64);
+                let mut row = format!("| {n} |");
+                for &p in leveled {
+                    match get(op, pname(p), n) {
+                        Some(v) => {
+                            let _ = write!(row, " {v:.0} | {:.1} |", v / n as f64);
+                        }
+                        None => row.push_str(" – | – |"),
+                    }
                 }
+                let _ = writeln!(md, "{row}");
             }
         }
     }

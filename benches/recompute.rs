@@ -4,6 +4,9 @@
 //!   what `tick` does on a period boundary) on the fixture's mix;
 //! * `recompute_all_capped/<n>`: the same when every bdi with completions
 //!   ends up at its cap (all `n` candidates are capped: the worst case);
+//! * `recompute_lend/<n>`: `Lend`'s recompute (the active set, then the
+//!   water level over it) on the fixture's mix, whose last period's writers
+//!   are active (two thirds);
 //! * `rollover/<policy>/<n>`: one completion, then `tick` across a period
 //!   boundary (`writeout_period()`): the global count halves, and local
 //!   counts age lazily when next read (`ClipOnly`, `Linux`) or all at once
@@ -21,6 +24,15 @@ fn recompute(c: &mut Criterion<CpuTime>) {
     for &n in &SCALE_NS {
         let mut slots = vec![Bdi::EMPTY; n];
         let (mut d, _, _) = build(&mut slots, Policy::Redistribute, n);
+        g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| d.rebalance()));
+        black_box(d.capped_count());
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("recompute_lend");
+    for &n in &SCALE_NS {
+        let mut slots = vec![Bdi::EMPTY; n];
+        let (mut d, _, _) = build(&mut slots, Policy::Lend, n);
         g.bench_function(BenchmarkId::from_parameter(n), |b| b.iter(|| d.rebalance()));
         black_box(d.capped_count());
     }

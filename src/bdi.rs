@@ -9,7 +9,7 @@
 //! domain does the same in [`BytesMode::LinuxSnapshot`](crate::policy::BytesMode).
 
 use crate::consts::RATIO_FINE_MAX;
-use crate::flex_proportions::FpropLocal;
+use crate::flex_proportions::{FpropLocal, FPROP_FRAC_BASE};
 use crate::mul_div::{div_wide, mul_div};
 
 /// A limit on a bdi's threshold: a ratio of `T` in ppm, or pages. Packed in a
@@ -66,6 +66,18 @@ impl Limit {
             Some(p) => (thresh != 0).then(|| mul_div(p, RATIO_FINE_MAX as u64, thresh)),
             None => Some(self.0),
         }
+    }
+
+    /// `max_prop_frac`: the limit in 1/[`FPROP_FRAC_BASE`] of `thresh`,
+    /// rounded down as `bdi_set_max_ratio()` does (a pages limit converted
+    /// at `thresh`, 0 when `thresh` is 0). The cap up to which `Linux` and
+    /// `Lend` count a bdi's completions.
+    pub fn prop_frac_at(self, thresh: u64) -> u32 {
+        let ppm = self
+            .ppm_at(thresh)
+            .unwrap_or(0)
+            .min(u64::from(RATIO_FINE_MAX));
+        (u64::from(FPROP_FRAC_BASE) * ppm / u64::from(RATIO_FINE_MAX)) as u32
     }
 }
 

@@ -21,7 +21,7 @@
 use crate::bdi::{Bdi, BdiId, Limit, LimitSum, Role};
 use crate::consts::{BDI_RATIO_SCALE, PAGE_SHIFT, PAGE_SIZE, RATIO_FINE_MAX};
 use crate::error::Error;
-use crate::flex_proportions::{FpropGlobal, FpropLocal, Fraction, FPROP_FRAC_BASE};
+use crate::flex_proportions::{FpropGlobal, FpropLocal, Fraction};
 use crate::global_limits::DirtyLimits;
 use crate::lending::{self, Lending};
 use crate::mul_div::mul_div;
@@ -416,7 +416,7 @@ impl<'a> Domain<'a> {
         };
         match self.cfg.policy {
             Policy::Linux => {
-                let max_frac = max_prop_frac(b.max, ref_thresh);
+                let max_frac = b.max.prop_frac_at(ref_thresh);
                 b.completions.add_max(&mut self.completions, max_frac, nr);
             }
             Policy::ClipOnly => {
@@ -603,14 +603,4 @@ fn limit_bytes(l: Limit, thresh: u64) -> u64 {
         ),
         (None, None) => 0,
     }
-}
-
-/// `max_prop_frac`: a cap in 1/1024 (`bdi_set_max_ratio()`), a pages cap
-/// converted at `thresh`. Only the `Linux` policy's completion path needs it.
-fn max_prop_frac(max: Limit, thresh: u64) -> u32 {
-    let ppm = max
-        .ppm_at(thresh)
-        .unwrap_or(0)
-        .min(u64::from(RATIO_FINE_MAX));
-    (u64::from(FPROP_FRAC_BASE) * ppm / u64::from(RATIO_FINE_MAX)) as u32
 }

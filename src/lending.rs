@@ -38,21 +38,28 @@
 //! next tick goes back to weights `x_i`. So nothing is left unallocated
 //! while an active bdi is below its cap.
 //!
-//! **Completions count up to the cap.** A bdi's completions are recorded
-//! only while they keep its fraction at or below its cap ratio, exactly
-//! (integer halving at a period's end may then lift it by less than one
-//! event, and once aging has zeroed the global count the first completions
-//! count against 1, as the kernel's fraction does):
-//! `nr` is cut to the largest `n` with `(x + n)·10^6 ≤ max_ppm·(e + n)`, i.e.
-//! `n ≤ (max_ppm·e − 10^6·x) / (10^6 − max_ppm)` (Linux does the same in
-//! 1/1024 steps). A capped bdi that stops completing therefore leaves its cap
-//! as soon as the others complete, as under Linux, instead of after the
-//! periods a fraction far above its cap takes to decay. What this changes:
-//! the weights are the recorded counts, so a bdi that wants more than its
-//! cap may be allocated `λ·max_i·P_A` (below its cap when `λ·P_A < T`) and
-//! the difference goes to the others; every invariant above holds for the
-//! recorded counts, and `Redistribute`'s results are equal for the same
-//! recorded counts (not for the same completions).
+//! **Completions count up to the cap, as Linux counts them.** A bdi's
+//! completions are recorded only while they keep its fraction at or below
+//! `m/1024`, with `m = max_prop_frac` the cap in Linux's 1/1024 steps rounded
+//! down (10/1024 = 0.977% for `max_ratio` 1): `nr` is cut to the largest `n`
+//! with `(x + n)·1024 ≤ m·(e + n)`, i.e. `n ≤ (m·e − 1024·x) / (1024 − m)`
+//! (integer halving at a period's end may then lift the fraction by less
+//! than one event, and once aging has zeroed the global count the first
+//! completions count against 1, as the kernel's fraction does). This is
+//! `__fprop_add_percpu_max()`'s cut rounded down instead of up, so a bdi
+//! records what Linux records, to within one event per call. A capped bdi
+//! that stops completing therefore leaves its cap as soon as the others
+//! complete, and its threshold falls from where Linux's falls from, at the
+//! same rate (`Redistribute`, counting every completion, takes the periods
+//! a fraction far above its cap needs to decay). What this changes: the
+//! weights are the recorded counts, so a bdi that wants more than its cap
+//! is allocated `λ·(m/1024)·P_A`, below its cap `T·max_i` unless lenders or
+//! capped bdis raise `λ` (at `λ = 1`, 0.977% of `P` for `max_ratio` 1, as
+//! under Linux), and the difference goes to the others; every invariant
+//! above holds for the recorded counts, and `Redistribute`'s results are
+//! equal for the same recorded counts (not for the same completions).
+//! Counting exactly to `T·max_i` instead would start that fall 2.3% higher
+//! for `max_ratio` 1 and converge later than Linux (docs/lending.md).
 //!
 //! # What the owner of a floor is guaranteed
 //!
@@ -90,10 +97,9 @@
 //! when newcomers share equally.
 
 use crate::bdi::{Bdi, Limit, Role};
-use crate::flex_proportions::{FpropGlobal, FpropLocal};
+use crate::flex_proportions::{FpropGlobal, FpropLocal, FPROP_FRAC_BASE};
 use crate::mul_div::div_wide;
 use crate::water_level::WaterLevel;
-use crate::RATIO_FINE_MAX;
 
 /// The active set's bookkeeping: the tick interval and how many of the bdis
 /// active at the last recompute have been reported in it.
@@ -191,8 +197,14 @@ impl Lending {
 }
 
 /// `__wb_writeout_add()` for `Lend`: records as many of `nr` completions as
-/// keep the fraction at or below the cap `max` (at threshold `thresh` for a
-/// pages cap), exactly. Returns how many were recorded. O(1).
+/// keep the fraction at or below the cap `max` in Linux's 1/1024 steps
+/// (`max_prop_frac`, at threshold `thresh` for a pages cap), rounded down.
+/// Returns how many were recorded. O(1).
+///
+/// With `m = max_prop_frac` this is the largest `n ≤ nr` with
+/// `(x + n)·1024 ≤ m·(e + n)`, i.e. `n ≤ (m·e − 1024·x) / (1024 − m)`:
+/// `__fprop_add_percpu_max()`'s cut, which rounds up instead (a call may
+/// lift the kernel's fraction above `m/1024` by less than one event).
 #[inline]
 pub fn add_up_to_cap(
     local: &mut FpropLocal,
@@ -201,18 +213,27 @@ pub fn add_up_to_cap(
     thresh: u64,
     nr: u64,
 ) -> u64 {
-    let full = u64::from(RATIO_FINE_MAX);
-    let max_ppm = max.ppm_at(thresh).unwrap_or(0);
+    let full = u64::from(FPROP_FRAC_BASE);
     let mut nr = nr;
-    if max_ppm < full {
-        local.reflect_period(g);
+    // No cap (the common case): nothing to convert.
+    let max_frac = if max == Limit::FULL {
+        full
+    } else {
+        u64::from(max.prop_frac_at(thresh))
+    };
+    if max_frac < full {
+        // The fraction as aged to the current period; `add` stores it.
         let f = local.fraction(g);
         let (room, used) = (
-            u128::from(max_ppm) * u128::from(f.denominator),
+            u128::from(max_frac) * u128::from(f.denominator),
             u128::from(f.numerator) * u128::from(full),
         );
-        let fit = div_wide(room.saturating_sub(used), full - max_ppm);
-        nr = u64::try_from(fit).map_or(nr, |fit| fit.min(nr));
+        let (left, step) = (room.saturating_sub(used), full - max_frac);
+        // Only a call that would pass the cap divides (as the kernel's).
+        if left < u128::from(nr) * u128::from(step) {
+            // left / step < nr: fits.
+            nr = u64::try_from(div_wide(left, step)).unwrap_or(nr);
+        }
     }
     local.add(g, nr)
 }

@@ -71,11 +71,48 @@
 //! ## Lending ([`lending`])
 //!
 //! [`policy::Policy::Lend`] water-fills only among the bdis the caller
-//! reports active: idle bdis lend their floors and stale shares, and get
-//! their floor back at the next tick after they become active; the price
-//! is the owner's wait for the borrowed pages to be flushed, bounded by
-//! `(T·min_o + H − T) / Σ bw_borrowers` (derived in [`lending`] and
-//! docs/lending.md).
+//! reports active, the set `A`; an idle bdi (a lender) commits nothing, not
+//! even its floor `m_i = T·min_i`:
+//!
+//! ```text
+//!   wb_thresh_i = m_i + min( T·max_i − m_i ,  λ·f_i·P_A )    for i ∈ A
+//!   wb_thresh_i = 0                                         for i ∉ A
+//!   P_A = T − Σ_{j∈A} m_j
+//! ```
+//!
+//! `Σ_{i∈A} f_i ≤ 1` and the level spends at most `P_A`, so still
+//! `Σ wb_thresh ≤ T`; the lenders' floors and stale shares are in `P_A`
+//! and go to the active bdis by their fractions. When an owner `o` is
+//! reported, the next tick recomputes with `o ∈ A`, so from then on
+//! `wb_thresh_o ≥ min(m_o, T·max_o)`.
+//!
+//! The price: a threshold limits future dirtying, it reserves no pages.
+//! What the borrowers dirtied with the lent share is dirty or under
+//! writeback and cannot be taken back; only writeback frees it. With `D_B`
+//! the pages the borrowers hold when `o` wakes, `o` has room for its floor
+//! once `D_B + m_o ≤ T`. `balance_dirty_pages()` keeps the global count at
+//! or below the hard limit `H` (`hard_dirty_limit()`, near `T`), so
+//! `D_B ≤ H` (provided no lender still holds pages: a bdi with pages under
+//! writeback counts as active), and the borrowers must flush
+//!
+//! ```text
+//!   E = D_B − (T − m_o)  ≤  m_o + (H − T)
+//! ```
+//!
+//! pages. At the tick their thresholds drop by what they borrowed, so they
+//! are above them and throttled; if they dirty nothing more while above
+//! (`strict_limit` bdis, or a domain at `H`), `D_B` falls at their
+//! writeback bandwidth `B = Σ_b bw_b`, and the owner's wait is
+//!
+//! ```text
+//!   wait ≤ one tick + E / B  ≤  one tick + (m_o + H − T) / B
+//! ```
+//!
+//! (a borrower still dirtying at `r_b` while above its threshold slows the
+//! drain to `B − Σ r_b`). Without lending the floor is never lent: the
+//! owner has it at once, and a writer beside an idle owner is held at
+//! `T − m_o`. [`lending`] and docs/lending.md give the rest (newcomers, the
+//! cap on counted completions) and the simulator's measurements.
 //!
 //! ## Example
 //!

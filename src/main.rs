@@ -61,7 +61,7 @@ struct PlotArgs {
     /// Only these scenarios (built-in names or TOML files); repeatable. Default: every built-in one.
     #[arg(long = "scenario", value_name = "SCENARIO")]
     scenarios: Vec<String>,
-    /// Only this policy (clip-only, linux, redistribute). Default: all three.
+    /// Only this policy (clip-only, linux, redistribute, lend). Default: all four.
     #[arg(long, value_parser = policy_arg)]
     policy: Option<Policy>,
 }
@@ -71,7 +71,7 @@ struct PlotArgs {
 struct SimulateArgs {
     /// A built-in scenario name (see `dirtylimit scenarios`) or a TOML scenario file.
     scenario: String,
-    /// Only this policy (clip-only, linux, redistribute). Default: all three.
+    /// Only this policy (clip-only, linux, redistribute, lend). Default: all four.
     #[arg(long, value_parser = policy_arg)]
     policy: Option<Policy>,
     /// Write the time series CSV to this file instead of stdout.

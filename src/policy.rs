@@ -10,7 +10,7 @@
 //! | [`Policy::ClipOnly`] | all | `P·f`, then clipped | no |
 //! | [`Policy::Linux`] | up to `max_prop_frac` | `P·f`, then clipped | 6.13+ (switch) |
 //! | [`Policy::Redistribute`] | all | water-filled: `min(cap, λ·f·P)` | yes (switch) |
-//! | [`Policy::Lend`] | up to the cap, exactly | water-filled among active bdis | yes (switch) |
+//! | [`Policy::Lend`] | up to `max_prop_frac`, rounded down | water-filled among active bdis | yes (switch) |
 
 /// How the pool is shared.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]

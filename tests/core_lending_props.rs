@@ -235,35 +235,36 @@ proptest! {
         prop_assert!(total <= t, "Σ {} > T {}", total, t);
     }
 
-    /// A bdi's completions are counted up to its cap ratio, exactly: a call
-    /// that records anything leaves the fraction at or below the cap (integer
-    /// halving at period ends may lift it by less than one event; after aging
-    /// zeroed the global count, the first call counts against 1, as the
-    /// kernel's fraction does), and a call
-    /// that recorded less than it was given stopped where one more completion
-    /// would exceed it.
+    /// A bdi's completions are counted up to its cap in Linux's 1/1024 steps
+    /// (`max_prop_frac`), rounded down: a call that records anything leaves
+    /// the fraction at or below `max_prop_frac / 1024` (integer halving at
+    /// period ends may lift it by less than one event; after aging zeroed
+    /// the global count, the first call counts against 1, as the kernel's
+    /// fraction does), and a call that recorded less than it was given
+    /// stopped where one more completion would exceed it.
     #[test]
     fn completions_count_up_to_the_cap(devs in prop::collection::vec(dev(), 1..8), t in thresh(),
                                        stream in prop::collection::vec((any::<prop::sample::Index>(), count(), 0u64..2 * LEN), 1..30)) {
         let mut slots = vec![Bdi::EMPTY; devs.len()];
         let (mut d, ids, _) = build(&mut slots, &devs, t, 0);
-        let full = u128::from(RATIO_FINE_MAX);
+        let (full, base) = (u128::from(RATIO_FINE_MAX), 1024u128);
         let mut now = 0;
         for (pick, nr, dt) in stream {
             let id = ids[pick.index(ids.len())];
             now += dt;
             d.tick(now);
-            let max = u128::from(d.max_ratio_fine(id).unwrap());
+            // max_prop_frac: the cap in 1/1024, rounded down.
+            let max = base * u128::from(d.max_ratio_fine(id).unwrap()).min(full) / full;
             let before = d.fraction(id);
             let aged_out = d.completions().events() == 0;
             d.writeout_inc(id, nr, now);
             let f = d.fraction(id);
             let got = f.numerator - before.numerator;
-            prop_assert!(got == 0 || aged_out || u128::from(f.numerator) * full <= max * u128::from(f.denominator),
-                "fraction {:?} above cap {} ppm", f, max);
+            prop_assert!(got == 0 || aged_out || u128::from(f.numerator) * base <= max * u128::from(f.denominator),
+                "fraction {:?} above cap {}/1024", f, max);
             if got < nr && !aged_out && f.denominator < u64::MAX {
-                prop_assert!((u128::from(f.numerator) + 1) * full > max * (u128::from(f.denominator) + 1),
-                    "stopped early: {} of {} recorded, {:?}, cap {} ppm", got, nr, f, max);
+                prop_assert!((u128::from(f.numerator) + 1) * base > max * (u128::from(f.denominator) + 1),
+                    "stopped early: {} of {} recorded, {:?}, cap {}/1024", got, nr, f, max);
             }
         }
     }
@@ -379,23 +380,25 @@ fn capped_bdi_that_stops_leaves_its_cap_at_once() {
     d.set_max_ratio(fuse, 1).unwrap();
     let t = 100_000;
     d.update_dirty_limit(t);
-    // fuse completes half the writes but only 1% of the events are counted.
+    // fuse completes half the writes but only up to its 1% cap in 1/1024
+    // steps (10/1024) are counted.
     d.writeout_inc(disk, 99_000, 0);
     let counted = {
         let before = d.fraction(fuse).numerator;
         d.writeout_inc(fuse, 99_000, 0);
         d.fraction(fuse).numerator - before
     };
-    assert_eq!(counted, 1000, "99,000 · 1% / 99% = 1,000");
+    assert_eq!(counted, 976, "floor(99,000 · 10 / 1,014) = 976");
     d.note_active(disk);
     d.note_active(fuse);
     d.tick(0);
-    assert_eq!(d.wb_thresh(fuse, t, t), 1_000);
+    // 976 / 99,976 of the pool: below its cap, the rest to the disk.
+    assert_eq!(d.wb_thresh(fuse, t, t), 976);
     // fuse stalls (still active), disk completes: fuse is below its cap at
     // the next tick.
     d.writeout_inc(disk, 1_000, 1);
     d.note_active(disk);
     d.note_active(fuse);
     d.tick(1);
-    assert!(d.wb_thresh(fuse, t, t) < 1_000);
+    assert!(d.wb_thresh(fuse, t, t) < 976);
 }

@@ -159,19 +159,16 @@ fn paused_writer_keeps_its_device_active() {
 }
 
 /// Case 4 and every built-in scenario: Lend's convergence after each change
-/// against Linux's. Where Lend is slower the difference is listed with its
+/// against Linux's. The one change where Lend is slower is listed with its
 /// cause, and the test fails if it grows or a new one appears.
 #[test]
 fn lend_converges_no_slower_than_linux() {
-    // (scenario, change at ms, Lend's worst allowed seconds): measured
-    // misses, see docs/lending.md.
-    let known: [(&str, u64, f64); 3] = [
-        // exact 1% cap vs Linux's 10/1024: one sample later
-        ("fuse-server-stalls", 20_000, 7.2),
-        ("fifty-fuse-one-disk", 10_000, 1.4),
-        // the idle disk's leftover pages are written back (Linux keeps them)
-        ("idle-system-newcomer", 10_000, 2.5),
-    ];
+    // (scenario, change at ms, Lend's worst allowed seconds): the measured
+    // miss that docs/lending.md explains. The idle disk's leftover pages are
+    // written back before its threshold settles at 0 (Linux keeps them
+    // dirty and its threshold at T); lending them before they are written
+    // would double-book them.
+    let known: [(&str, u64, f64); 1] = [("idle-system-newcomer", 10_000, 2.5)];
     let mut misses = Vec::new();
     for sc in all_builtin().expect("parse") {
         let lend = metrics(&sc, &run(&sc, Policy::Lend).expect("run"));

@@ -30,7 +30,7 @@ pub fn fits(r: &[Bench]) -> Vec<Fit> {
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for b in r {
         let name = match (b.group.as_str(), b.function.as_deref()) {
-            ("recompute" | "recompute_all_capped", None) => b.group.clone(),
+            ("recompute" | "recompute_all_capped" | "recompute_lend", None) => b.group.clone(),
             ("rollover", Some(p)) => format!("rollover/{p}"),
             _ => continue,
         };

@@ -189,7 +189,7 @@ fn hot_paths(md: &mut String, verdicts: &mut Vec<Verdict>, r: &[Bench]) {
 
 /// The water-level recompute and the period rollover against n, with fits.
 fn recompute(md: &mut String, verdicts: &mut Vec<Verdict>, r: &[Bench], fits: &[Fit]) {
-    let scale_groups = ["recompute", "recompute_all_capped"];
+    let scale_groups = ["recompute", "recompute_all_capped", "recompute_lend"];
     let ns = ns_of(r, "recompute");
     if ns.is_empty() {
         return;
@@ -201,26 +201,34 @@ fn recompute(md: &mut String, verdicts: &mut Vec<Verdict>, r: &[Bench], fits: &[
     let _ = writeln!(
         md,
         "`recompute`: the fixture's mix; `recompute_all_capped`: every bdi ends at its cap \
-         (selection, O(n) expected). `rollover`: one completion, then `tick` across a period boundary.\n"
+         (selection, O(n) expected); `recompute Lend`: `Lend`'s recompute on the fixture's mix \
+         (two thirds of the bdis active). `rollover`: one completion, then `tick` across a period \
+         boundary (no activity reported: under `Lend` every bdi is a lender after the first).\n"
     );
-    let mut head = String::from("| n | recompute | per bdi | recompute, all capped |");
+    let mut head = String::from(
+        "| n | recompute | per bdi | recompute, all capped | recompute Lend | per bdi |",
+    );
     for p in Policy::ALL {
         let _ = write!(head, " rollover {} |", label(p));
     }
     let _ = writeln!(md, "{head}");
     let _ = writeln!(
         md,
-        "|---:|---:|---:|---:|{}",
+        "|---:|---:|---:|---:|---:|---:|{}",
         "---:|".repeat(Policy::ALL.len())
     );
     for &n in &ns {
         let g = |grp: &str, f: Option<&str>| find(r, grp, f, n).map_or("–".to_owned(), fmt_ci);
-        let per = find(r, "recompute", None, n)
-            .map_or("–".to_owned(), |b| fmt_time(b.median / n as f64));
+        let per = |grp: &str| {
+            find(r, grp, None, n).map_or("–".to_owned(), |b| fmt_time(b.median / n as f64))
+        };
         let mut row = format!(
-            "| {n} | {} | {per} | {} |",
+            "| {n} | {} | {} | {} | {} | {} |",
             g("recompute", None),
+            per("recompute"),
             g("recompute_all_capped", None),
+            g("recompute_lend", None),
+            per("recompute_lend"),
         );
         for p in Policy::ALL {
             let _ = write!(row, " {} |", g("rollover", Some(id(p))));
