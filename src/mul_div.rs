@@ -4,7 +4,7 @@
 //! `div_u64`) and simply overflows when `a * b` does not fit. We keep the
 //! product exact in 128 bits (a 64×64 multiply is one `mul` instruction on
 //! x86-64) but never divide a `u128`: the kernel has no `__udivti3`, and
-//! neither may this crate when it is linked into `fuse.ko`. Instead the
+//! neither may this crate when it is linked into the kernel. Instead the
 //! 128/64 division is done by hand with 64/64 divisions (Knuth's algorithm D
 //! on 32-bit digits, as in Hacker's Delight `divlu`). Results that do not fit
 //! in 64 bits saturate instead of wrapping or panicking.

@@ -7,7 +7,7 @@
 //! arms it again one period ahead. We have no timer: callers pass the time to
 //! [`PeriodClock::due`] and the domain declares the periods it reports.
 //! Time is an opaque monotonic `u64` in the caller's unit (milliseconds in
-//! the simulator, jiffies in `fuse.ko`); 0 means "stopped", as the kernel's
+//! the simulator, jiffies in the kernel); 0 means "stopped", as the kernel's
 //! `period_time == 0` does.
 
 /// Default period length in milliseconds (`VM_COMPLETIONS_PERIOD_LEN` = 3 s).

@@ -1,6 +1,6 @@
 //! Known-answer cases of the core, runnable anywhere (no_std, no allocation,
 //! a few hundred bytes of stack): the unit tests, the host-side C check and
-//! `fuse.ko` at module load all run [`run`].
+//! the kernel at boot (`lib/dirtylimit`) all run [`run`].
 //!
 //! Every expected value below was worked out by hand from the kernel's
 //! integer arithmetic; the comment on each case shows the working.
