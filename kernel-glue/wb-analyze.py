@@ -48,6 +48,7 @@ class Run:
         self.kernel = []
         self.slots = None
         self.fuse = None  # (bdi, max_ratio, strict_limit) of the FUSE mount
+        self.sysctl_bad = []  # (value written, errno, unchanged|changed) of vm.wb_dirty_redistribute
         self.dmesg_bad = []
         self.dmesg_clean = False
         self.done = False
@@ -67,6 +68,8 @@ class Run:
                     self.events[w[3]] = int(w[2]) / 1000.0
                 elif kind == "W":
                     self.writers[(w[2], w[3])] = (int(w[4]), int(w[5]) / 1000.0)
+                elif kind == "sysctl" and len(w) == 5:
+                    self.sysctl_bad.append((w[2], int(w[3]), w[4]))
                 elif kind == "fuse" and len(w) == 7:
                     self.fuse = (w[2], w[4], w[6])
                 elif kind == "slots":
@@ -668,6 +671,9 @@ def main():
         print(sw_report)
     if sw_runs:
         r = sw_runs[0]
+        check("policy-switch: vm.wb_dirty_redistribute refuses 2, -1 and abc with EINVAL, value unchanged",
+              len(r.sysctl_bad) == 3 and all(e == 22 and u == "unchanged" for _, e, u in r.sysctl_bad),
+              ", ".join(f"{v}: errno {e}, {u}" for v, e, u in r.sysctl_bad) or "no WBX sysctl lines")
         check("policy-switch: every round ran (both policies)",
               len(rounds) >= 2 and {rd.policy for rd in rounds} == set(POLICIES) and all(
                   f"stop-{rd.k}" in r.events for rd in rounds),

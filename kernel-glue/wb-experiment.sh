@@ -96,7 +96,7 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more
 		-nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 	local rc=$?
 	set -e
-	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|fuse|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
+	tr -d '\r' <"$log" | grep -E 'WBX (kernel|guest|fuse|sysctl|E|W|DMESG|FAIL|END|DONE|slots)' | sed 's/^/    /' || true
 	[ $rc = 124 ] && echo "    (timed out after $4 s)"
 	rm -f "$B/a.img" "$B/b.img"
 }

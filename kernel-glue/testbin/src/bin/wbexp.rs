@@ -9,6 +9,7 @@
 //! WBX E t_ms event
 //! WBX W writer phase bytes ms
 //! WBX fuse BDI max_ratio R strict_limit S
+//! WBX sysctl VALUE ERRNO unchanged|changed
 //! ```
 //!
 //! Usage:
@@ -230,6 +231,21 @@ fn policy_switch(args: &[String]) {
     if fs::metadata(knob).is_err() {
         println!("WBX FAIL no {knob} (a kernel without the runtime switch, or booted with linux)");
         return;
+    }
+    // Values other than 0 and 1 are refused and change nothing.
+    for bad in ["2", "-1", "abc"] {
+        let before = fs::read_to_string(knob).unwrap_or_default();
+        let err = fs::write(knob, format!("{bad}\n")).err();
+        let after = fs::read_to_string(knob).unwrap_or_default();
+        println!(
+            "WBX sysctl {bad} {} {}",
+            err.and_then(|e| e.raw_os_error()).unwrap_or(0),
+            if before == after {
+                "unchanged"
+            } else {
+                "changed"
+            }
+        );
     }
     let t0 = Instant::now();
     let (sstop, sh) = start_sampler(t0, ba.clone(), bb.clone());
