@@ -34,8 +34,8 @@ use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
     dirty_poll_interval, update_dirty_limit, wb_max_pause, BwEstimate, Dtc, MinPauseTarget,
-    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ, JIFFY_US,
-    RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ,
+    JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 
 /// A run could not go on: the core rejected a setting of the scenario.
@@ -352,6 +352,22 @@ impl Writer {
                 self.nr_dirtied_pause
             };
             let target = poll.saturating_sub(self.nr_dirtied).max(1);
+            if last_free.is_some() {
+                // Every poll from here that adds `target`, passes, stays free
+                // and leaves the next interval at `target`, in one go.
+                let n = self.same_polls(d, g, target, limit / 1_000_000 - total);
+                if n > 0 {
+                    let pages = n * target;
+                    total += pages;
+                    self.dirtied += pages;
+                    d.pend += pages;
+                    g.dirty += pages;
+                    *granted += pages;
+                    self.nr_dirtied_pause = free_poll_interval(d, g);
+                    last_free = Some(total);
+                    continue;
+                }
+            }
             let wb_dirty = d.dirty + d.writeback + d.pend;
             let room = if d.strict {
                 d.wb_thresh.max(8).saturating_sub(wb_dirty)
@@ -393,6 +409,34 @@ impl Writer {
             return self.balance(d, g, now, self.nr_dirtied, t1);
         }
         now
+    }
+
+    /// How many polls of `target` pages in a row, with `credit` pages left
+    /// in the step, the loop of [`Writer::free_run`] would make without
+    /// stopping or changing its interval: each must fit below the limit
+    /// (the room check) and in the credit, end at or below the freerun
+    /// ceiling, and leave `dirty_poll_interval()` where it is for the next
+    /// (it is `2^k` while `thresh - dirty >= 4^k`). All of them but the
+    /// last leave the interval unchanged; the last may change it.
+    fn same_polls(&self, d: &Device, g: &GlobalView, target: u64, credit: u64) -> u64 {
+        let wb_dirty = d.dirty + d.writeback + d.pend;
+        // The count the room, the interval and the ceiling are taken on.
+        let (count, cap, top) = if d.strict {
+            (wb_dirty, d.wb_thresh.max(8), d.wb_thresh)
+        } else {
+            (g.dirty, g.hard_limit, g.thresh)
+        };
+        if top <= count || self.nr_dirtied != 0 {
+            return 0;
+        }
+        let k = (top - count).ilog2() >> 1;
+        if self.nr_dirtied_pause != 1 << k {
+            return 0;
+        }
+        let same_interval = (top - count - (1 << (2 * k))) / target + 1;
+        let room = cap.saturating_sub(count) / target;
+        let free = d.ctl.freerun_ceiling().saturating_sub(count) / target;
+        same_interval.min(room).min(free).min(credit / target)
     }
 
     /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`

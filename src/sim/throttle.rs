@@ -194,6 +194,17 @@ impl PosControl {
         c
     }
 
+    /// The freerun ceiling `domain_dirty_freerun()` compares with: the
+    /// wb's own with strictlimit (then against `wb_dirty`), else the global
+    /// one (against `dirty`).
+    pub fn freerun_ceiling(&self) -> u64 {
+        if self.strict_limit {
+            self.wb_setpoint
+        } else {
+            self.freerun
+        }
+    }
+
     /// `domain_dirty_freerun()` at global `dirty` and the wb's `wb_dirty`.
     pub fn freerun(&self, dirty: u64, wb_dirty: u64) -> bool {
         if self.strict_limit {
