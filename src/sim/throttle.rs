@@ -206,6 +206,7 @@ impl PosControl {
     }
 
     /// `domain_dirty_freerun()` at global `dirty` and the wb's `wb_dirty`.
+    #[inline]
     pub fn freerun(&self, dirty: u64, wb_dirty: u64) -> bool {
         if self.strict_limit {
             wb_dirty <= self.wb_setpoint
@@ -215,6 +216,7 @@ impl PosControl {
     }
 
     /// `wb_position_ratio()` at global `dirty` and the wb's `wb_dirty`.
+    #[inline]
     pub fn position_ratio(&self, dirty: u64, wb_dirty: u64) -> u64 {
         if dirty >= self.limit {
             return 0;
@@ -348,6 +350,7 @@ impl MinPauseTarget {
 
     /// The rest of `wb_min_pause()` for a task at `task_ratelimit`:
     /// `(min_pause, nr_dirtied_pause)`.
+    #[inline]
     pub fn min_pause(&self, task_ratelimit: u64) -> (u64, u64) {
         let (mut t, mut pages) = (self.t, self.pages);
         let hz = HZ as i64;
