@@ -199,10 +199,15 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "name = \"replay\"\nduration_s = {:.2}\nsample_ms = {SAMPLE_MS}\n\
+        "name = \"replay\"\nduration_s = {:.2}\nsample_ms = {SAMPLE_MS}\nmax_rate_mib_s = {:.0}\n\
          [memory]\ndirtyable_mib = 16384\n[vm]\ndirty_bytes = {dirty_bytes}\n\
          dirty_background_bytes = {}",
         (end * 4.0).ceil() / 4.0,
+        // "As fast as allowed": twice the fastest device, so that dirtying, not the
+        // writer, is what throttling has to hold back (at least the simulator's default).
+        devs.iter()
+            .map(|d| 2.0 * d.bandwidth)
+            .fold(2048.0, f64::max),
         dirty_bytes / 8
     );
     for d in devs {
