@@ -132,3 +132,26 @@ fn an_unthrottled_writer_replays_as_one_and_other_bdis_follow_their_completions(
         "the disk's rates: {disk}"
     );
 }
+
+/// The recorded run with A as fast as allowed on tmpfs-backed loop devices
+/// (Linux 6.18, this machine): while A writes alone, the simulator's steady
+/// dirty + writeback is within 0.03·T of the kernel's.
+#[test]
+fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/observe/crosscheck-6.18-unthrottled.csv"
+    ));
+    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    let global = table
+        .lines()
+        .filter(|l| l.starts_with("| A alone |"))
+        .last()
+        .unwrap_or_else(|| panic!("no global row:\n{table}"));
+    let cells: Vec<f64> = global
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(cells.len(), 2, "{global}");
+    assert!((cells[0] - cells[1]).abs() <= 0.03, "{global}");
+}
