@@ -106,8 +106,8 @@ fn an_unthrottled_writer_replays_as_one_and_other_bdis_follow_their_completions(
     let _ = std::fs::remove_file(&path);
     let global = table
         .lines()
-        .filter(|l| l.starts_with("| A alone |"))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("| A alone |"))
         .unwrap_or_else(|| panic!("no global row:\n{table}"));
     let cells: Vec<f64> = global
         .split('|')
@@ -145,8 +145,8 @@ fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
     let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
     let global = table
         .lines()
-        .filter(|l| l.starts_with("| A alone |"))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("| A alone |"))
         .unwrap_or_else(|| panic!("no global row:\n{table}"));
     let cells: Vec<f64> = global
         .split('|')
