@@ -163,7 +163,7 @@ struct CrosscheckArgs {
     /// well enough for the model to age them as the kernel did).
     #[arg(long, default_value = "0.25", value_parser = seconds)]
     interval: Duration,
-    /// Writer A's rate, MiB/s.
+    /// Writer A's rate, MiB/s (0: as fast as the kernel lets it).
     #[arg(long, default_value_t = 48)]
     rate_a: u64,
     /// Writer B's rate, MiB/s.

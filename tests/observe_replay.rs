@@ -75,3 +75,83 @@ fn the_recorded_crosscheck_replays_its_writers() {
     }
     assert!(checked >= 6, "only {checked} writing rows:\n{table}");
 }
+
+/// A recording with the `writer_mib_s` column: A's writer went as fast as
+/// allowed (0), so the simulator's does too and fills the page cache to the
+/// throttled region (above the freerun ceiling, 9/16 of `T` here), where a
+/// writer at A's measured 10 MiB/s would stay far below it; the host disk,
+/// which no writer of the experiment wrote to, is replayed second by second
+/// and completes what it completed in the kernel.
+#[test]
+fn an_unthrottled_writer_replays_as_one_and_other_bdis_follow_their_completions() {
+    let mut csv = String::from(HEADER);
+    csv.push_str(",writer_mib_s\n");
+    for k in 0..160u32 {
+        let t = 0.25 * f64::from(k);
+        let phase = if t < 3.0 { "idle" } else { "A alone" };
+        let a = if t < 3.0 { 0 } else { 2560 }; // 10 MiB/s in 0.25 s samples
+        let writer = if t < 3.0 { "" } else { "0" };
+        // The host disk: 4 MiB/s for 10 s, then nothing.
+        let disk = if (3.0..13.0).contains(&t) { 1024 } else { 0 };
+        for (bdi, label, w, wr) in [("7:0", "A loop0", a, writer), ("254:0", "vda", disk, "")] {
+            let _ = writeln!(
+                csv,
+                "{t:.3},{bdi},{label},{w},0,1000000,0,262144,200000,100000,0,0,0,0,0,0,1,1,,,,{phase},{wr}"
+            );
+        }
+    }
+    let path = std::env::temp_dir().join(format!("replay-unthrottled-{}.csv", std::process::id()));
+    std::fs::write(&path, csv).expect("write the recording");
+    let table = replay(&path, Policy::Linux, 9.0, None).expect("replay");
+    let _ = std::fs::remove_file(&path);
+    let global = table
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("| A alone |"))
+        .unwrap_or_else(|| panic!("no global row:\n{table}"));
+    let cells: Vec<f64> = global
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(cells.len(), 2, "{global}");
+    assert!(
+        cells[1] > 9.0 / 16.0,
+        "simulated dirty + writeback / T: {global}"
+    );
+    let disk = table
+        .lines()
+        .find(|l| l.starts_with("| A alone | vda |"))
+        .unwrap_or_else(|| panic!("no row for the disk:\n{table}"));
+    let cells: Vec<f64> = disk
+        .split('|')
+        .filter_map(|c| c.trim().trim_end_matches('%').parse().ok())
+        .collect();
+    // kernel thresh, sim thresh, median err, kernel MiB/s, sim MiB/s
+    assert!(
+        (cells[3] - cells[4]).abs() < 0.5,
+        "the disk's rates: {disk}"
+    );
+}
+
+/// The recorded run with A as fast as allowed on tmpfs-backed loop devices
+/// (Linux 6.18, this machine): while A writes alone, the simulator's steady
+/// dirty + writeback is within 0.03·T of the kernel's.
+#[test]
+fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/observe/crosscheck-6.18-unthrottled.csv"
+    ));
+    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    let global = table
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("| A alone |"))
+        .unwrap_or_else(|| panic!("no global row:\n{table}"));
+    let cells: Vec<f64> = global
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(cells.len(), 2, "{global}");
+    assert!((cells[0] - cells[1]).abs() <= 0.03, "{global}");
+}

@@ -56,7 +56,7 @@ pub struct CrosscheckOptions {
     /// Seconds between samples (completions arrive in bursts; 0.25 s places them in time
     /// well enough for the model to age them as the kernel did).
     pub interval: Duration,
-    /// Writer A's rate, MiB/s.
+    /// Writer A's rate, MiB/s (0: as fast as the kernel lets it).
     pub rate_a: u64,
     /// Writer B's rate, MiB/s.
     pub rate_b: u64,
@@ -617,6 +617,32 @@ fn set_up(lab: &mut Lab, args: &CrosscheckOptions, env: &Environment) -> Result<
     Ok((rig, labels))
 }
 
+/// Per phase, the rate (MiB/s, 0 = as fast as allowed) of every running
+/// writer, by the bdi it writes to.
+fn writer_rates(plan: &[Phase], rig: &Rig) -> Vec<BTreeMap<String, u64>> {
+    let mut now: BTreeMap<String, u64> = BTreeMap::new();
+    let mut v = Vec::with_capacity(plan.len());
+    for p in plan {
+        for &change in &p.changes {
+            match change {
+                Change::Start(role, rate) => {
+                    if let Some((_, bdi)) = rig.target(role) {
+                        now.insert(bdi.clone(), rate);
+                    }
+                }
+                Change::Stop(role) => {
+                    if let Some((_, bdi)) = rig.target(role) {
+                        now.remove(bdi);
+                    }
+                }
+                Change::MaxRatio(..) => {}
+            }
+        }
+        v.push(now.clone());
+    }
+    v
+}
+
 /// Begins a phase: applies its changes to the lab.
 fn run_phase(lab: &mut Lab, rig: &Rig, paths: &KernelPaths, phase: &Phase) -> Result<()> {
     for &change in &phase.changes {
@@ -710,6 +736,7 @@ fn experiment(
     let roles = &rig.roles;
     let plan = phases(args, rig.fuse.is_some());
     let phase_names: Vec<String> = plan.iter().map(|p| p.name.clone()).collect();
+    let rates = writer_rates(&plan, &rig);
     let n_phases = plan.len();
     let base = args.baseline.as_secs_f64();
     let plen = args.phase.as_secs_f64();
@@ -756,7 +783,10 @@ fn experiment(
             let since = t - phase_start;
             let pname = phase_names.get(phase).cloned().unwrap_or_default();
             if let Some(c) = csv.as_mut() {
-                c.write_step(sample.t, rows, sum, &mut labels, &paths, &pname)?;
+                let rates = &rates[phase.min(rates.len() - 1)];
+                c.write_step(sample.t, rows, sum, &mut labels, &paths, &pname, |bdi| {
+                    rates.get(bdi).copied()
+                })?;
             }
             for r in rows {
                 obs.push(Obs {

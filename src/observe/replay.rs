@@ -5,7 +5,11 @@
 //! (`vm.dirty_bytes`; the background threshold is not recorded, the crosscheck's 1/8 of it
 //! is assumed), every bdi that wrote back, each with the fastest 1 s completion rate seen as
 //! its bandwidth, its `strict_limit` and `max_ratio_fine` (and their changes, as events),
-//! and per phase one writer per bdi at the rate the bdi completed in that phase. The
+//! and per phase one writer per bdi at the rate the bdi completed in that phase — or, where
+//! the recording's `writer_mib_s` says the experiment's writer went as fast as allowed (0),
+//! one that does so here too. A bdi no writer of the experiment wrote to (empty
+//! `writer_mib_s` throughout) is written by other processes, whose rate is no phase's
+//! constant: it is replayed second by second at the rate it completed in that second. The
 //! simulator starts empty where the kernel has history (the host disk), so the first
 //! seconds differ; like `crosscheck`, the first `settle` seconds of a phase are not scored.
 
@@ -38,6 +42,9 @@ struct Row {
     dirty_kb: u64,
     kernel_kb: u64,
     phase: String,
+    /// The rate the experiment's writer on this bdi was started at (MiB/s, 0 = as fast
+    /// as allowed); `None` without one, or in recordings made before the column existed.
+    writer: Option<u64>,
 }
 
 fn parse(text: &str) -> Result<Vec<Row>> {
@@ -60,6 +67,7 @@ fn parse(text: &str) -> Result<Vec<Row>> {
         col("kernel_kb")?,
         col("phase")?,
     );
+    let writer = head.iter().position(|h| *h == "writer_mib_s");
     let mut rows = Vec::new();
     for (n, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
@@ -76,6 +84,7 @@ fn parse(text: &str) -> Result<Vec<Row>> {
             dirty_kb: num(dirty)?,
             kernel_kb: num(kernel)?,
             phase: f.get(phase).ok_or_else(bad)?.to_string(),
+            writer: writer.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
         });
     }
     if rows.is_empty() {
@@ -118,9 +127,12 @@ struct Dev {
     /// `max_ratio_fine` from the start, and its changes `(t, ppm)`.
     max_ratio_fine: u64,
     changes: Vec<(f64, u64)>,
+    /// No writer of the experiment wrote to it (the recording says so: it has the
+    /// `writer_mib_s` column), so other processes did.
+    background: bool,
 }
 
-fn devices(rows: &[Row]) -> Vec<Dev> {
+fn devices(rows: &[Row], has_writer_column: bool) -> Vec<Dev> {
     let mut by_bdi: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in rows {
         by_bdi.entry(&r.bdi).or_default().push(r);
@@ -159,6 +171,7 @@ fn devices(rows: &[Row]) -> Vec<Dev> {
             strict: rs[0].strict,
             max_ratio_fine: rs[0].max_ratio_fine,
             changes,
+            background: has_writer_column && rs.iter().all(|r| r.writer.is_none()),
         });
     }
     v
@@ -186,10 +199,15 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "name = \"replay\"\nduration_s = {:.2}\nsample_ms = {SAMPLE_MS}\n\
+        "name = \"replay\"\nduration_s = {:.2}\nsample_ms = {SAMPLE_MS}\nmax_rate_mib_s = {:.0}\n\
          [memory]\ndirtyable_mib = 16384\n[vm]\ndirty_bytes = {dirty_bytes}\n\
          dirty_background_bytes = {}",
         (end * 4.0).ceil() / 4.0,
+        // "As fast as allowed": twice the fastest device, so that dirtying, not the
+        // writer, is what throttling has to hold back (at least the simulator's default).
+        devs.iter()
+            .map(|d| 2.0 * d.bandwidth)
+            .fold(2048.0, f64::max),
         dirty_bytes / 8
     );
     for d in devs {
@@ -201,14 +219,44 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
         );
     }
     for d in devs {
-        for sp in spans {
+        if d.background {
+            // Written by other processes: their completions, second by second.
+            let mut from = t0;
+            while from < t0 + end {
+                let r = rate(rows, &d.bdi, from, from + 1.0);
+                if r >= 0.2 {
+                    let _ = writeln!(
+                        s,
+                        "[[writer]]\nname = \"{}-{}\"\ndevice = \"{}\"\nrate_mib_s = {r:.3}\n\
+                         start_s = {:.2}\nstop_s = {:.2}",
+                        d.name,
+                        s.matches("[[writer]]").count(),
+                        d.name,
+                        from - t0,
+                        from - t0 + 1.0,
+                    );
+                }
+                from += 1.0;
+            }
+        }
+        for sp in spans.iter().filter(|_| !d.background) {
             let r = rate(rows, &d.bdi, sp.from, sp.to);
-            if r < 0.2 {
+            // A writer started "as fast as allowed" is replayed as one: its rate is what
+            // the throttling gave it, not an input.
+            let unthrottled = rows
+                .iter()
+                .any(|x| x.bdi == d.bdi && x.t >= sp.from && x.t <= sp.to && x.writer == Some(0));
+            if r < 0.2 && !unthrottled {
                 continue;
             }
+            let rate_line = if unthrottled {
+                String::new()
+            } else {
+                format!("rate_mib_s = {r:.3}\n")
+            };
             let _ = writeln!(
                 s,
-                "[[writer]]\nname = \"{}-{}\"\ndevice = \"{}\"\nrate_mib_s = {r:.3}\n\
+                "[[writer]]\nname = \"{}-{}\"\ndevice = \"{}\"\n{rate_line}\
                  start_s = {:.2}\nstop_s = {:.2}",
                 d.name,
                 s.matches("[[writer]]").count(),
@@ -237,7 +285,11 @@ pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>)
         std::fs::read_to_string(csv).map_err(|e| ObserveError::io_path("reading", csv, e))?;
     let rows = parse(&text)?;
     let spans = spans(&rows);
-    let devs = devices(&rows);
+    let has_writer_column = text
+        .lines()
+        .next()
+        .is_some_and(|h| h.split(',').any(|c| c == "writer_mib_s"));
+    let devs = devices(&rows, has_writer_column);
     let toml = scenario_toml(&rows, &devs, &spans);
     let sc =
         Scenario::from_toml(&toml, "replay").map_err(|e| ObserveError::Other(e.to_string()))?;

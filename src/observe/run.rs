@@ -168,7 +168,7 @@ pub struct CsvRecord {
 pub const CSV_HEADER: &str =
     "t_s,bdi,device,written_kb,min_ratio_fine,max_ratio_fine,strict_limit,\
 dirty_thresh_kb,dirty_kb,kernel_kb,linux_kb,linux_lo_kb,linux_hi_kb,redistribute_kb,rel_err,\
-fraction_ppm,active,wb_count,unused_kernel,unused_linux,unused_redistribute,phase";
+fraction_ppm,active,wb_count,unused_kernel,unused_linux,unused_redistribute,phase,writer_mib_s";
 
 fn kb(pages: u64) -> u64 {
     pages.saturating_mul(4)
@@ -190,7 +190,11 @@ impl CsvRecord {
         })
     }
 
-    /// Writes one row per bdi of a sample.
+    /// Writes one row per bdi of a sample. `writer_rate(bdi)`: the rate
+    /// (MiB/s, 0 = as fast as the kernel lets it) the experiment's writer on
+    /// that bdi was started at, `None` without one (column `writer_mib_s`,
+    /// empty for `observe`).
+    #[allow(clippy::too_many_arguments)]
     pub fn write_step(
         &mut self,
         t: Duration,
@@ -199,12 +203,13 @@ impl CsvRecord {
         labels: &mut Labels,
         paths: &KernelPaths,
         phase: &str,
+        writer_rate: impl Fn(&str) -> Option<u64>,
     ) -> Result<()> {
         for r in rows {
             let label = labels.get(paths, &r.name);
             writeln!(
                 self.out,
-                "{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 t.as_secs_f64(),
                 r.name,
                 label,
@@ -227,6 +232,9 @@ impl CsvRecord {
                 opt(sum.unused_linux),
                 opt(sum.unused_redistribute),
                 phase,
+                writer_rate(&r.name)
+                    .map(|m| format!("{m}"))
+                    .unwrap_or_default(),
             )
             .map_err(|e| ObserveError::io_path("writing", &self.path, e))?;
         }
@@ -380,7 +388,7 @@ pub fn run_observe(args: &ObserveOptions) -> Result<()> {
         },
         |sample, rows, sum| {
             if let Some(c) = csv.as_mut() {
-                c.write_step(sample.t, rows, sum, &mut labels, &paths, "")?;
+                c.write_step(sample.t, rows, sum, &mut labels, &paths, "", |_| None)?;
             }
             if !warned_wb {
                 if let Some(r) = rows.iter().find(|r| r.wb_count.is_some_and(|c| c > 1)) {

@@ -33,9 +33,9 @@ use crate::policy::Policy;
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, wb_max_pause, wb_min_pause, BwEstimate, Dtc,
-    RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ, JIFFY_US,
-    RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    dirty_poll_interval, update_dirty_limit, wb_max_pause, BwEstimate, Dtc, MinPauseTarget,
+    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ,
+    JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 
 /// A run could not go on: the core rejected a setting of the scenario.
@@ -90,6 +90,12 @@ struct Device {
     writing: bool,
     /// `dirty_ratelimit` and its estimator.
     ratelimit: RateLimit,
+    /// The position control of the current step (thresholds, limits and
+    /// bandwidth are fixed through phase 4); set for devices with writers.
+    ctl: PosControl,
+    /// `wb_min_pause()`'s first half for the last `max_pause` seen in the
+    /// current step (its other inputs are fixed through phase 4).
+    pause_target: Option<MinPauseTarget>,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
     /// device since the last bandwidth update (`None`: nobody throttled).
     last_pos_ratio: Option<u64>,
@@ -346,6 +352,22 @@ impl Writer {
                 self.nr_dirtied_pause
             };
             let target = poll.saturating_sub(self.nr_dirtied).max(1);
+            if last_free.is_some() {
+                // Every poll from here that adds `target`, passes, stays free
+                // and leaves the next interval at `target`, in one go.
+                let n = self.same_polls(d, g, target, limit / 1_000_000 - total);
+                if n > 0 {
+                    let pages = n * target;
+                    total += pages;
+                    self.dirtied += pages;
+                    d.pend += pages;
+                    g.dirty += pages;
+                    *granted += pages;
+                    self.nr_dirtied_pause = free_poll_interval(d, g);
+                    last_free = Some(total);
+                    continue;
+                }
+            }
             let wb_dirty = d.dirty + d.writeback + d.pend;
             let room = if d.strict {
                 d.wb_thresh.max(8).saturating_sub(wb_dirty)
@@ -361,7 +383,7 @@ impl Writer {
             d.pend += target;
             g.dirty += target;
             *granted += target;
-            if !dtc(d, g).freerun() {
+            if !d.ctl.freerun(g.dirty, d.dirty + d.writeback + d.pend) {
                 throttled_call = true;
                 break;
             }
@@ -389,6 +411,34 @@ impl Writer {
         now
     }
 
+    /// How many polls of `target` pages in a row, with `credit` pages left
+    /// in the step, the loop of [`Writer::free_run`] would make without
+    /// stopping or changing its interval: each must fit below the limit
+    /// (the room check) and in the credit, end at or below the freerun
+    /// ceiling, and leave `dirty_poll_interval()` where it is for the next
+    /// (it is `2^k` while `thresh - dirty >= 4^k`). All of them but the
+    /// last leave the interval unchanged; the last may change it.
+    fn same_polls(&self, d: &Device, g: &GlobalView, target: u64, credit: u64) -> u64 {
+        let wb_dirty = d.dirty + d.writeback + d.pend;
+        // The count the room, the interval and the ceiling are taken on.
+        let (count, cap, top) = if d.strict {
+            (wb_dirty, d.wb_thresh.max(8), d.wb_thresh)
+        } else {
+            (g.dirty, g.hard_limit, g.thresh)
+        };
+        if top <= count || self.nr_dirtied != 0 {
+            return 0;
+        }
+        let k = (top - count).ilog2() >> 1;
+        if self.nr_dirtied_pause != 1 << k {
+            return 0;
+        }
+        let same_interval = (top - count - (1 << (2 * k))) / target + 1;
+        let room = cap.saturating_sub(count) / target;
+        let free = d.ctl.freerun_ceiling().saturating_sub(count) / target;
+        same_interval.min(room).min(free).min(credit / target)
+    }
+
     /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`
     /// pages; returns when the task goes on.
     fn balance(
@@ -412,9 +462,8 @@ impl Writer {
         // The kernel's clock: jiffies.
         let now = now_us / JIFFY_US;
         let wb_dirty = d.dirty + d.writeback + d.pend;
-        let dtc = dtc(d, g);
         self.pipe = false;
-        self.free = dtc.freerun();
+        self.free = d.ctl.freerun(g.dirty, wb_dirty);
         if self.free {
             self.dirty_paused_when = Some(now);
             self.nr_dirtied = 0;
@@ -423,15 +472,22 @@ impl Writer {
         }
         self.throttled = true;
         d.throttled = true;
-        let pos_ratio = dtc.position_ratio();
+        let pos_ratio = d.ctl.position_ratio(g.dirty, wb_dirty);
         d.last_pos_ratio = Some(pos_ratio);
         d.dirty_exceeded = wb_dirty > d.wb_thresh && (g.dirty > g.thresh || d.strict);
         let dirty_ratelimit = d.ratelimit.dirty_ratelimit;
         let task_ratelimit =
             ((u128::from(dirty_ratelimit) * u128::from(pos_ratio)) >> RATELIMIT_CALC_SHIFT) as u64;
         let max_pause = wb_max_pause(d.est.avg, wb_dirty);
-        let (min_pause, nr_dirtied_pause) =
-            wb_min_pause(d.est.avg, dirty_ratelimit, max_pause, task_ratelimit);
+        let target = match d.pause_target {
+            Some(p) if p.max_pause == max_pause => p,
+            _ => {
+                let p = MinPauseTarget::new(d.est.avg, dirty_ratelimit, max_pause);
+                d.pause_target = Some(p);
+                p
+            }
+        };
+        let (min_pause, nr_dirtied_pause) = target.min_pause(task_ratelimit);
         // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
         // sleep max_pause and look again.
         let (pause, mut virtual_now) = match (HZ * pages_dirtied).checked_div(task_ratelimit) {
@@ -780,6 +836,10 @@ impl<'s, 'a> Sim<'s, 'a> {
             hard_limit: self.hard_limit(),
             dirty: self.global_dirty(),
         };
+        for d in self.devices.iter_mut().filter(|d| d.n_writers > 0) {
+            d.ctl = PosControl::new(&dtc(d, &global));
+            d.pause_target = None;
+        }
         let (t0, t1) = (t * 1000, (t + self.sc.step_ms) * 1000);
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;

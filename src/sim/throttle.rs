@@ -33,7 +33,17 @@ pub const WB_STAT_ERROR: u64 = 8 * (1 + NR_CPUS.ilog2() as u64) * NR_CPUS;
 /// `pos_ratio_polynom()`: `1 + ((setpoint - dirty) / (limit - setpoint))^3`,
 /// clamped to `[0, 2]`, in `RATELIMIT_CALC_SHIFT` fixed point.
 pub fn pos_ratio_polynom(setpoint: u64, dirty: u64, limit: u64) -> u64 {
-    let den = (limit.saturating_sub(setpoint) | 1).min(i64::MAX as u64) as i64;
+    polynom_at(setpoint, polynom_den(setpoint, limit), dirty)
+}
+
+/// The divisor of [`pos_ratio_polynom`]: `(limit - setpoint) | 1`, which
+/// does not move with the dirty count.
+fn polynom_den(setpoint: u64, limit: u64) -> i64 {
+    (limit.saturating_sub(setpoint) | 1).min(i64::MAX as u64) as i64
+}
+
+/// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
+fn polynom_at(setpoint: u64, den: i64, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
     let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
@@ -93,11 +103,7 @@ impl Dtc {
     /// `domain_dirty_freerun()`: below the freerun ceiling a task is not
     /// throttled at all. With `strict_limit` the bdi's own counts decide.
     pub fn freerun(&self) -> bool {
-        if self.strict_limit {
-            self.wb_dirty <= dirty_freerun_ceiling(self.wb_thresh, self.wb_bg_thresh)
-        } else {
-            self.dirty <= dirty_freerun_ceiling(self.thresh, self.bg_thresh)
-        }
+        PosControl::new(self).freerun(self.dirty, self.wb_dirty)
     }
 
     /// `wb_position_ratio()` as in mainline since 6.13 (the idle-device floor
@@ -105,54 +111,141 @@ impl Dtc {
     /// Returns `pos_ratio` in `RATELIMIT_CALC_SHIFT` fixed point; 0 at or
     /// above the hard limit.
     pub fn position_ratio(&self) -> u64 {
-        let limit = self.limit();
-        if self.dirty >= limit {
-            return 0;
-        }
-        let freerun = dirty_freerun_ceiling(self.thresh, self.bg_thresh);
+        PosControl::new(self).position_ratio(self.dirty, self.wb_dirty)
+    }
+}
+
+/// A [`Dtc`] prepared for many `balance_dirty_pages()` evaluations in which
+/// only the dirty counts move (the simulator changes thresholds, limits and
+/// the bandwidth estimate between steps, not within one): everything
+/// `domain_dirty_freerun()` and `wb_position_ratio()` derive from the fixed
+/// inputs — ceilings, setpoints, the polynomials' divisors, the control
+/// line — is computed once, so that an evaluation costs the divisions that
+/// depend on the dirty counts only.
+///
+/// # Invariants
+///
+/// [`PosControl::freerun`] and [`PosControl::position_ratio`] at `(dirty,
+/// wb_dirty)` equal [`Dtc::freerun`] and [`Dtc::position_ratio`] of the
+/// `Dtc` it was made from with those two counts (they are defined through it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosControl {
+    /// `hard_dirty_limit()`: `pos_ratio` is 0 at or above it.
+    limit: u64,
+    /// Global freerun ceiling, `(thresh + bg_thresh) / 2`.
+    freerun: u64,
+    /// Global setpoint, `(freerun + limit) / 2`, and the cubic's divisor.
+    setpoint: u64,
+    den: i64,
+    strict_limit: bool,
+    /// `wb_thresh` (strictlimit), or `min(wb_thresh, thresh)` (the control line's).
+    wb_thresh: u64,
+    /// Strictlimit: the wb's freerun ceiling, which is also its setpoint,
+    /// and its cubic's divisor; `wb_degenerate` when that setpoint is 0 or
+    /// `wb_thresh` (the kernel then returns 0).
+    wb_setpoint: u64,
+    wb_den: i64,
+    wb_degenerate: bool,
+    /// The control line: `x_intercept`, where its 1/4 floor begins
+    /// (`x_intercept - span / 4`) and its divisor `(x_intercept - wb_setpoint) | 1`.
+    x_intercept: u64,
+    line_floor_at: u64,
+    line_den: u64,
+}
+
+impl PosControl {
+    /// The fixed part of `dtc` (its `dirty` and `wb_dirty` are not read).
+    pub fn new(dtc: &Dtc) -> PosControl {
+        let limit = dtc.limit();
+        let freerun = dirty_freerun_ceiling(dtc.thresh, dtc.bg_thresh);
         let setpoint = (freerun + limit) / 2;
-        let mut pos_ratio = pos_ratio_polynom(setpoint, self.dirty, limit);
-
-        if self.strict_limit {
-            // The strictlimit branch: the bdi's own counters and limits.
-            if self.wb_dirty < 8 {
-                return (pos_ratio * 2).min(2 << RATELIMIT_CALC_SHIFT);
-            }
-            if self.wb_dirty >= self.wb_thresh {
-                return 0;
-            }
-            let wb_setpoint = dirty_freerun_ceiling(self.wb_thresh, self.wb_bg_thresh);
-            if wb_setpoint == 0 || wb_setpoint == self.wb_thresh {
-                return 0;
-            }
-            let wb_pos_ratio = pos_ratio_polynom(wb_setpoint, self.wb_dirty, self.wb_thresh);
-            return pos_ratio.min(wb_pos_ratio);
+        let mut c = PosControl {
+            limit,
+            freerun,
+            setpoint,
+            den: polynom_den(setpoint, limit),
+            strict_limit: dtc.strict_limit,
+            ..PosControl::default()
+        };
+        if dtc.strict_limit {
+            c.wb_thresh = dtc.wb_thresh;
+            c.wb_setpoint = dirty_freerun_ceiling(dtc.wb_thresh, dtc.wb_bg_thresh);
+            c.wb_den = polynom_den(c.wb_setpoint, dtc.wb_thresh);
+            c.wb_degenerate = c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh;
+            return c;
         }
-
         // The per-wb linear control line, in the kernel's 64-bit arithmetic
         // (page counts are below 2^32, so nothing here can overflow; the
         // saturating operations only make that explicit).
-        let thresh = self.thresh.min(u64::from(u32::MAX));
-        let wb_thresh = self.wb_thresh.min(thresh);
+        let thresh = dtc.thresh.min(u64::from(u32::MAX));
+        let wb_thresh = dtc.wb_thresh.min(thresh);
         let x = (wb_thresh << 16) / (thresh | 1);
         let wb_setpoint = setpoint.saturating_mul(x) >> 16;
         let span = (thresh - wb_thresh)
-            .saturating_add(self.write_bw.saturating_mul(8))
+            .saturating_add(dtc.write_bw.saturating_mul(8))
             .saturating_mul(x)
             >> 16;
         let x_intercept = wb_setpoint.saturating_add(span);
-        if self.wb_dirty < x_intercept - span / 4 {
-            pos_ratio = pos_ratio.saturating_mul(x_intercept - self.wb_dirty)
-                / ((x_intercept - wb_setpoint) | 1);
+        c.wb_thresh = wb_thresh;
+        c.wb_setpoint = wb_setpoint;
+        c.x_intercept = x_intercept;
+        c.line_floor_at = x_intercept - span / 4;
+        c.line_den = (x_intercept - wb_setpoint) | 1;
+        c
+    }
+
+    /// The freerun ceiling `domain_dirty_freerun()` compares with: the
+    /// wb's own with strictlimit (then against `wb_dirty`), else the global
+    /// one (against `dirty`).
+    pub fn freerun_ceiling(&self) -> u64 {
+        if self.strict_limit {
+            self.wb_setpoint
+        } else {
+            self.freerun
+        }
+    }
+
+    /// `domain_dirty_freerun()` at global `dirty` and the wb's `wb_dirty`.
+    #[inline]
+    pub fn freerun(&self, dirty: u64, wb_dirty: u64) -> bool {
+        if self.strict_limit {
+            wb_dirty <= self.wb_setpoint
+        } else {
+            dirty <= self.freerun
+        }
+    }
+
+    /// `wb_position_ratio()` at global `dirty` and the wb's `wb_dirty`.
+    #[inline]
+    pub fn position_ratio(&self, dirty: u64, wb_dirty: u64) -> u64 {
+        if dirty >= self.limit {
+            return 0;
+        }
+        if self.strict_limit {
+            // The strictlimit branch: the bdi's own counters and limits.
+            // (The zero cases come first: they do not need the global cubic.)
+            if wb_dirty >= 8 && (wb_dirty >= self.wb_thresh || self.wb_degenerate) {
+                return 0;
+            }
+            let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
+            if wb_dirty < 8 {
+                return (pos_ratio * 2).min(2 << RATELIMIT_CALC_SHIFT);
+            }
+            let wb_pos_ratio = polynom_at(self.wb_setpoint, self.wb_den, wb_dirty);
+            return pos_ratio.min(wb_pos_ratio);
+        }
+        let mut pos_ratio = polynom_at(self.setpoint, self.den, dirty);
+        if wb_dirty < self.line_floor_at {
+            pos_ratio = pos_ratio.saturating_mul(self.x_intercept - wb_dirty) / self.line_den;
         } else {
             // The 1/4 floor of the control line.
             pos_ratio /= 4;
         }
         // The wb reserve area: below half its threshold a bdi is sped up.
-        let x_intercept = wb_thresh / 2;
-        if self.wb_dirty < x_intercept {
-            if self.wb_dirty > x_intercept / 8 {
-                pos_ratio = pos_ratio.saturating_mul(x_intercept) / self.wb_dirty;
+        let x_intercept = self.wb_thresh / 2;
+        if wb_dirty < x_intercept {
+            if wb_dirty > x_intercept / 8 {
+                pos_ratio = pos_ratio.saturating_mul(x_intercept) / wb_dirty;
             } else {
                 pos_ratio *= 8;
             }
@@ -194,8 +287,12 @@ pub const DIRTY_EXCEEDED_POLL: u64 = 32 >> (crate::consts::PAGE_SHIFT - 10);
 /// `wb_max_pause()`: at most [`MAX_PAUSE`], less on a small `wb_dirty`
 /// so that the device does not run dry while the task sleeps (jiffies).
 pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
-    let t = wb_dirty / (1 + write_bw / (1 + HZ / 8).next_power_of_two()) + 1;
-    t.min(MAX_PAUSE)
+    let per_jiffy = 1 + write_bw / (1 + HZ / 8).next_power_of_two();
+    if wb_dirty < per_jiffy {
+        // The common case on a fast device, without the division.
+        return 1;
+    }
+    (wb_dirty / per_jiffy + 1).min(MAX_PAUSE)
 }
 
 /// `wb_min_pause()`: the shortest pause worth sleeping (jiffies) and the next
@@ -206,40 +303,84 @@ pub fn wb_min_pause(
     max_pause: u64,
     task_ratelimit: u64,
 ) -> (u64, u64) {
-    let hi = i64::from(write_bw.max(1).ilog2());
-    let lo = i64::from(dirty_ratelimit.max(1).ilog2());
-    // Target 10 ms for one task, N · 10 ms for 2^N of them.
-    let hz = HZ as i64;
-    let mut t: i64 = (hz / 100).max(1);
-    if hi > lo {
-        t += (hi - lo) * (10 * hz) / 1024;
-    }
-    let max_pause = max_pause as i64;
-    t = t.min(1 + max_pause / 2);
-    let hz_pow2 = HZ.next_power_of_two() as i64;
-    let rate = dirty_ratelimit as i64;
-    let mut pages = rate * t / hz_pow2;
-    if pages < DIRTY_POLL_THRESH as i64 {
-        t = max_pause;
-        pages = rate * t / hz_pow2;
-        if pages > DIRTY_POLL_THRESH as i64 {
-            pages = DIRTY_POLL_THRESH as i64;
-            t = hz * DIRTY_POLL_THRESH as i64 / rate.max(1);
+    MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause).min_pause(task_ratelimit)
+}
+
+/// The first half of `wb_min_pause()`, which does not depend on the task's
+/// `task_ratelimit`: the target pause `t` (jiffies) and the pages dirtied in
+/// it at `dirty_ratelimit`. The simulator keeps it while `write_bw`,
+/// `dirty_ratelimit` and `max_pause` stay the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinPauseTarget {
+    /// `max_pause` it was computed for (jiffies).
+    pub max_pause: u64,
+    t: i64,
+    pages: i64,
+}
+
+impl MinPauseTarget {
+    /// The target pause for a wb with `write_bw` and `dirty_ratelimit`.
+    pub fn new(write_bw: u64, dirty_ratelimit: u64, max_pause: u64) -> MinPauseTarget {
+        let hi = i64::from(write_bw.max(1).ilog2());
+        let lo = i64::from(dirty_ratelimit.max(1).ilog2());
+        // Target 10 ms for one task, N · 10 ms for 2^N of them.
+        let hz = HZ as i64;
+        let mut t: i64 = (hz / 100).max(1);
+        if hi > lo {
+            t += (hi - lo) * (10 * hz) / 1024;
+        }
+        let mp = max_pause as i64;
+        t = t.min(1 + mp / 2);
+        let rate = dirty_ratelimit as i64;
+        let mut pages = rate * t / HZ_POW2;
+        if pages < DIRTY_POLL_THRESH as i64 {
+            t = mp;
+            pages = rate * t / HZ_POW2;
+            if pages > DIRTY_POLL_THRESH as i64 {
+                pages = DIRTY_POLL_THRESH as i64;
+                t = hz * DIRTY_POLL_THRESH as i64 / rate.max(1);
+            }
+        }
+        MinPauseTarget {
+            max_pause,
+            t,
+            pages,
         }
     }
-    let pause = hz * pages / (task_ratelimit as i64 + 1);
-    if pause > max_pause {
-        t = max_pause;
-        pages = task_ratelimit as i64 * t / hz_pow2;
+
+    /// The rest of `wb_min_pause()` for a task at `task_ratelimit`:
+    /// `(min_pause, nr_dirtied_pause)`.
+    #[inline]
+    pub fn min_pause(&self, task_ratelimit: u64) -> (u64, u64) {
+        let (mut t, mut pages) = (self.t, self.pages);
+        let hz = HZ as i64;
+        let max_pause = self.max_pause as i64;
+        // pause = HZ · pages / (task_ratelimit + 1); is it above max_pause?
+        // For a non-negative quotient, ⌊a / b⌋ > m exactly when a ≥ (m + 1) · b.
+        let den = task_ratelimit as i64 + 1;
+        let too_long = if pages >= 0 && den > 0 {
+            (max_pause + 1)
+                .checked_mul(den)
+                .is_some_and(|m| hz * pages >= m)
+        } else {
+            hz * pages / den > max_pause
+        };
+        if too_long {
+            t = max_pause;
+            pages = task_ratelimit as i64 * t / HZ_POW2;
+        }
+        let pages = pages.max(0) as u64;
+        let min_pause = if pages >= DIRTY_POLL_THRESH {
+            1 + t / 2
+        } else {
+            t
+        };
+        (min_pause.max(0) as u64, pages)
     }
-    let pages = pages.max(0) as u64;
-    let min_pause = if pages >= DIRTY_POLL_THRESH {
-        1 + t / 2
-    } else {
-        t
-    };
-    (min_pause.max(0) as u64, pages)
 }
+
+/// `roundup_pow_of_two(HZ)`, the divisor of `wb_min_pause()`'s page counts.
+const HZ_POW2: i64 = HZ.next_power_of_two() as i64;
 
 /// A wb's dirty rate limit, `wb->dirty_ratelimit`, and the estimator
 /// `wb_update_dirty_ratelimit()` that moves it towards the balanced rate

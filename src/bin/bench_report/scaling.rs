@@ -70,12 +70,14 @@ pub fn fits(r: &[Bench]) -> Vec<Fit> {
     fits
 }
 
-const COLORS: [RGBColor; 5] = [
+const COLORS: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
 ];
 
 /// The scaling figure, SVG or PNG by the extension of `path`.
