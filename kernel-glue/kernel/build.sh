@@ -85,7 +85,8 @@ FRAGS=("$HERE/base.config")
 # builds a different object from the same sources.
 rust_inputs() {
 	rustc -V
-	cat "$GLUE/../Cargo.toml" "$GLUE/../Cargo.lock" "$GLUE"/../src/*.rs
+	# the library's no_std modules (src/*.rs); src/main.rs is the CLI, not in the object
+	cat "$GLUE/../Cargo.toml" "$GLUE/../Cargo.lock" $(ls "$GLUE"/../src/*.rs | grep -v '/main\.rs$')
 	cat "$GLUE/ffi/Cargo.toml" "$GLUE/ffi/Cargo.lock" "$GLUE"/ffi/src/*.rs "$GLUE/ffi/build-kobj.sh"
 }
 KEY=$({
