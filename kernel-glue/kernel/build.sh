@@ -9,6 +9,7 @@
 # Cached outside the clone, under $DIRTYLIMIT_CACHE (default /var/cache/dirtylimit):
 #   src-7.3.4/                  the pristine source (from the linux-source-7.3 .deb)
 #   tree-VARIANT/               a git tree of it, patched and built incrementally
+#   kobj-VARIANT/               the Rust object and its gate's files
 #   kernel/VARIANT-KEY/bzImage  the result, KEY = hash of the source version, the config
 #                               fragments, the patches and the Rust object's sources
 # A second run with the same inputs does not build anything. Compiler or objtool
@@ -24,6 +25,8 @@ KDEB=linux-source-7.3
 KDEB_VER=7.3.4-1~bpo13+1
 SRC=$CACHE/src-$KVER
 TREE=$CACHE/tree-$VARIANT
+# per variant: run.sh builds plain and debug at the same time
+KOBJ=$CACHE/kobj-$VARIANT
 JOBS=${JOBS:-$(nproc)}
 T0=$(date +%s)
 say() { echo "kernel/build.sh [$VARIANT, $(($(date +%s) - T0))s]: $*" >&2; }
@@ -74,7 +77,7 @@ PATCHES=()
 if [ "$VARIANT" != stock ]; then
 	mapfile -t PATCHES < <(ls "$GLUE"/patches-7.3/*.patch 2>/dev/null | sort)
 	say "Rust object (kernel-glue/ffi/build-kobj.sh)"
-	"$GLUE/ffi/build-kobj.sh" "$CACHE/kobj" >&2 || die "the Rust object's gate"
+	"$GLUE/ffi/build-kobj.sh" "$KOBJ" >&2 || die "the Rust object's gate"
 fi
 FRAGS=("$HERE/base.config")
 [ "$VARIANT" != stock ] && FRAGS+=("$HERE/patched.config")
@@ -136,8 +139,8 @@ if ((${#PATCHES[@]})); then
 	if ! cmp -s include/linux/dirtylimit.h "$GLUE/include/dirtylimit.h"; then
 		die "include/linux/dirtylimit.h in the series differs from kernel-glue/include/dirtylimit.h"
 	fi
-	cmp -s "$CACHE/kobj/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj 2>/dev/null ||
-		cp "$CACHE/kobj/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj
+	cmp -s "$KOBJ/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj 2>/dev/null ||
+		cp "$KOBJ/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj
 fi
 
 FRAGKEY=$(cat "${FRAGS[@]}" | sha256sum | cut -c1-16)
