@@ -166,13 +166,31 @@ fn max_ratio_lowered(args: &[String]) {
     };
     let pre = Duration::from_secs(pre.parse().expect("PRE_S"));
     let post = Duration::from_secs(post.parse().expect("POST_S"));
+    a_then_second(ma, ba, mb, bb, "B", pre, post, || {
+        set_bdi(ba, "max_ratio", 10)
+    });
+}
+
+/// Writer A alone for `pre` (sampling bdis `ba` and `bb`), then `at_switch`, then a second
+/// writer on `mb` beside A for `post`; prints both writers' bytes (the second labelled `label`).
+#[allow(clippy::too_many_arguments)]
+fn a_then_second(
+    ma: &str,
+    ba: &str,
+    mb: &str,
+    bb: &str,
+    label: &str,
+    pre: Duration,
+    post: Duration,
+    at_switch: impl FnOnce(),
+) {
     let t0 = Instant::now();
-    let (sstop, sh) = start_sampler(t0, ba.clone(), bb.clone());
+    let (sstop, sh) = start_sampler(t0, ba.to_string(), bb.to_string());
     event(t0, "a-start");
     let wa = start_writer(format!("{ma}/f"));
     thread::sleep(pre);
     let (a_pre, t_switch) = (wa.bytes.load(Ordering::Relaxed), t0.elapsed());
-    set_bdi(ba, "max_ratio", 10);
+    at_switch();
     event(t0, "switch");
     let wb = start_writer(format!("{mb}/f"));
     thread::sleep(post);
@@ -188,7 +206,10 @@ fn max_ratio_lowered(args: &[String]) {
         a_all - a_pre,
         (t_end - t_switch).as_millis()
     );
-    println!("WBX W B post {b_bytes} {}", (t_end - t_switch).as_millis());
+    println!(
+        "WBX W {label} post {b_bytes} {}",
+        (t_end - t_switch).as_millis()
+    );
 }
 
 fn idle_min_ratio(args: &[String]) {
@@ -337,28 +358,7 @@ fn fuse_beside_disk(args: &[String]) {
         knob("max_ratio"),
         knob("strict_limit")
     );
-    let t0 = Instant::now();
-    let (sstop, sh) = start_sampler(t0, ba.clone(), bf.clone());
-    event(t0, "a-start");
-    let wa = start_writer(format!("{ma}/f"));
-    thread::sleep(pre);
-    let (a_pre, t_switch) = (wa.bytes.load(Ordering::Relaxed), t0.elapsed());
-    event(t0, "switch");
-    let wf = start_writer(format!("{mf}/f"));
-    thread::sleep(post);
-    let f_bytes = wf.finish();
-    let a_all = wa.finish();
-    let t_end = t0.elapsed();
-    event(t0, "stop");
-    sstop.store(true, Ordering::Relaxed);
-    let _ = sh.join();
-    println!("WBX W A pre {a_pre} {}", t_switch.as_millis());
-    println!(
-        "WBX W A post {} {}",
-        a_all - a_pre,
-        (t_end - t_switch).as_millis()
-    );
-    println!("WBX W F post {f_bytes} {}", (t_end - t_switch).as_millis());
+    a_then_second(ma, ba, mf, &bf, "F", pre, post, || {});
     let c = std::ffi::CString::new(mf.as_str()).expect("no NUL");
     // SAFETY: a plain syscall with a valid NUL-terminated path.
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
