@@ -515,22 +515,14 @@ fn timed_write(path: &str, bytes: usize, how: How) -> f64 {
         let mut ok = true;
         if how == How::Mmap {
             ok &= libc::ftruncate(fd, bytes as libc::off_t) == 0;
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            );
-            if p == libc::MAP_FAILED {
-                ok = false;
-            } else {
-                for pg in 0..bytes / PAGE {
-                    std::ptr::write_bytes((p as *mut u8).add(pg * PAGE), 0x5a, PAGE);
+            match Mapping::new_at(fd, bytes, 0) {
+                Ok(m) => {
+                    for pg in 0..bytes / PAGE {
+                        std::ptr::write_bytes(m.ptr.add(pg * PAGE), 0x5a, PAGE);
+                    }
+                    ok &= m.msync(libc::MS_SYNC) == 0;
                 }
-                ok &= libc::msync(p, bytes, libc::MS_SYNC) == 0;
-                libc::munmap(p, bytes);
+                Err(_) => ok = false,
             }
         } else {
             let buf = [0x5au8; 65536];
