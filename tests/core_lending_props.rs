@@ -6,6 +6,8 @@
 
 mod core_common;
 
+use core_common::{count, ppm};
+
 use dirtylimit::{Bdi, BdiId, Domain, DomainConfig, Policy, RATIO_FINE_MAX};
 use proptest::prelude::*;
 
@@ -19,25 +21,6 @@ struct Dev {
     active: bool,
     /// Completions in the first and the second batch.
     x: (u64, u64),
-}
-
-fn ppm() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        Just(0u32),
-        Just(1_000_000),
-        0u32..1_000_001,
-        0u32..20_000,
-        (0u32..=100).prop_map(|p| p * 10_000)
-    ]
-}
-
-fn count() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(0u64),
-        1u64..100,
-        1u64..1_000_000,
-        Just(u64::from(u32::MAX))
-    ]
 }
 
 fn dev() -> impl Strategy<Value = Dev> {

@@ -4,6 +4,8 @@
 
 mod core_common;
 
+use core_common::{count, ppm};
+
 use dirtylimit::{Bdi, BdiId, Domain, DomainConfig, Policy};
 use proptest::prelude::*;
 
@@ -18,16 +20,6 @@ struct Dev {
     x: (u64, u64),
 }
 
-fn ppm() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        Just(0u32),
-        Just(1_000_000),
-        0u32..1_000_001,
-        0u32..20_000,
-        (0u32..=100).prop_map(|p| p * 10_000)
-    ]
-}
-
 fn dev() -> impl Strategy<Value = Dev> {
     (ppm(), ppm(), any::<bool>(), (count(), count())).prop_map(|(a, b, strict, x)| Dev {
         min: a.min(b) / 3,
@@ -35,15 +27,6 @@ fn dev() -> impl Strategy<Value = Dev> {
         strict,
         x,
     })
-}
-
-fn count() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(0u64),
-        1u64..100,
-        1u64..1_000_000,
-        Just(u64::from(u32::MAX))
-    ]
 }
 
 fn thresh() -> impl Strategy<Value = u64> {

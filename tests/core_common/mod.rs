@@ -16,3 +16,26 @@ pub fn cases() -> Config {
         ..Config::default()
     }
 }
+
+/// A ratio in ppm: the bounds, anything, small ones, whole percents.
+pub fn ppm() -> impl proptest::strategy::Strategy<Value = u32> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(0u32),
+        Just(1_000_000),
+        0u32..1_000_001,
+        0u32..20_000,
+        (0u32..=100).prop_map(|p| p * 10_000)
+    ]
+}
+
+/// A completion count: none, small, large, the u32 edge.
+pub fn count() -> impl proptest::strategy::Strategy<Value = u64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(0u64),
+        1u64..100,
+        1u64..1_000_000,
+        Just(u64::from(u32::MAX))
+    ]
+}
