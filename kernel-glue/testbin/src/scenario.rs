@@ -737,26 +737,52 @@ fn healthy_rounds() -> usize {
     }
 }
 
-/// Bytes each healthy-throughput run writes (and syncs): 2.5 times T (about 200 MiB in the
-/// 1 GiB guest), so that each run is mostly steady state: the first T or so that a large limit
-/// lets the page cache absorb before writeback starts would otherwise dominate.
-const HEALTHY_BYTES: usize = 512 << 20;
+/// Per-WRITE latency of the healthy mount's server: long enough that its window, not the guest's
+/// (emulated) CPU, bounds the throughput of a mount the dirty limit does not hold back.
+const HEALTHY_LATENCY_MS: u64 = 400;
+/// The healthy server's window: `max_background` WRITEs of `server::MAX_WRITE` (128 KiB) in
+/// flight, 12 MiB, about what FUSE's default of 12 background requests of 1 MiB keeps in flight.
+/// Throughput is then at most 12 MiB / 400 ms, whatever the limit, and a limit keeps below it
+/// when its writeback share is smaller than the window.
+const HEALTHY_WINDOW: u16 = 96;
 
-/// One latency mount set up as `setup`: MiB/s of `timed_write()` of `HEALTHY_BYTES`.
+/// Bytes each healthy-throughput run writes (and syncs): 1.3 times T (about 200 MiB in the
+/// 1 GiB guest), so that each run is mostly steady state rather than the first T or so that a
+/// large limit lets the page cache absorb. Stock, at a small fraction of the rate and steady,
+/// writes a sixteenth of it.
+const HEALTHY_BYTES: usize = 256 << 20;
+
+/// One latency mount set up as `setup`: MiB/s of `timed_write()` of `bytes`.
 fn healthy_rate(setup: Setup, how: How) -> f64 {
     set_dirty_limit(setup == Setup::Ours);
     let m = mount(
         "/mnt/h",
-        &["--discard", "--latency-ms", &LATENCY_MS.to_string()],
+        &[
+            "--discard",
+            "--latency-ms",
+            &HEALTHY_LATENCY_MS.to_string(),
+            "--max-background",
+            &HEALTHY_WINDOW.to_string(),
+        ],
     );
     if setup == Setup::Unrestricted {
         let d = bdi_dir(&m);
         let _ = write_str(&format!("{d}/strict_limit"), "0");
         let _ = write_str(&format!("{d}/max_ratio"), "100");
     }
-    let r = timed_write("/mnt/h/f", HEALTHY_BYTES / slow() as usize, how);
+    let r = timed_write("/mnt/h/f", healthy_bytes(setup), how);
     unmount(m);
     r
+}
+
+/// What one healthy run of `setup` writes.
+fn healthy_bytes(setup: Setup) -> usize {
+    let all = HEALTHY_BYTES / slow() as usize;
+    if setup == Setup::Stock {
+        all / 16
+    } else {
+        all
+    }
 }
 
 /// Healthy throughput of one latency mount, mmap and write(2): ours vs stock vs unrestricted in
@@ -788,21 +814,18 @@ pub fn healthy(mode: &str, r: &mut Report) {
                 &format!("healthy_{what}_MiBps"),
                 format!("{:.2}", mean(&runs[k])),
                 &format!(
-                    "one mount, {LATENCY_MS} ms per WRITE, {} MiB written and synced, T {t}, mean of {} runs: {}",
-                    (HEALTHY_BYTES / slow() as usize) >> 20,
+                    "one mount, {HEALTHY_LATENCY_MS} ms per WRITE, window {HEALTHY_WINDOW} WRITEs, {} MiB written and synced, T {t}, mean of {} runs: {}",
+                    healthy_bytes(*setup) >> 20,
                     runs[k].len(),
                     each.join(" ")
                 ),
             );
         }
         let (o, u, st) = (mean(&runs[0]), mean(&runs[1]), mean(&runs[2]));
-        // The target is 90% of unrestricted. Measured on a quiet machine: write(2) 90-93%, mmap
-        // 89-94% (a bdi limited to its share starts background writeback early, and the
-        // writeback competes with the writer's read faults), so a 90% bar fails at random; the
-        // check guards 80%, and the ratio is printed against the target.
-        let bar = 0.8;
+        // Ours within 10% of unrestricted: both bounded by the server's window, stock by its 1%.
+        let bar = 0.9;
         let detail = format!(
-            "ours {o:.1} MiB/s vs unrestricted {u:.1} ({:.0}%; target 90%, checked >= {:.0}%), stock {st:.1} ({:.0}%, < 90%: the comparison can tell)",
+            "ours {o:.1} MiB/s vs unrestricted {u:.1} ({:.0}%, >= {:.0}%), stock {st:.1} ({:.0}%, < 90%: the comparison can tell)",
             100.0 * o / u.max(1e-9),
             100.0 * bar,
             100.0 * st / u.max(1e-9)

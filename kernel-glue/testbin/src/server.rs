@@ -10,8 +10,11 @@
 //!
 //! `--latency-ms N`: every WRITE is answered N ms after it arrived (the data is stored at
 //! once), like a network filesystem; replies are sent by a second thread, so up to
-//! `max_background` WRITEs (set to 256 here) are in flight at once and the throughput is about
+//! `max_background` WRITEs are in flight at once and the throughput is about
 //! (pages in flight) / latency.
+//!
+//! `--max-background N`: the server's window, WRITEs of at most `MAX_WRITE` bytes in flight at
+//! once (default `MAX_BACKGROUND`), like a network filesystem's slot table.
 
 use fuser::consts::{FOPEN_DIRECT_IO, FUSE_WRITEBACK_CACHE};
 use fuser::{
@@ -34,6 +37,10 @@ extern "C" fn on_usr1(_: libc::c_int) {
 }
 
 const TTL: Duration = Duration::from_secs(1);
+/// Largest WRITE the server accepts (bytes).
+pub const MAX_WRITE: u32 = 128 * 1024;
+/// WRITEs in flight at once unless `--max-background` says otherwise.
+const MAX_BACKGROUND: u16 = 256;
 /// `STATS_NAME` in the root: a read-only, direct-I/O file holding the WRITE bytes and the number
 /// of WRITE requests received so far (`BYTES WRITES`), so that a test measures what reached the server, not what was dirtied in the cache.
 pub const STATS_NAME: &str = "__stats";
@@ -59,6 +66,7 @@ pub struct MemFs {
     /// WRITE requests received so far
     writes: u64,
     latency: Option<(Duration, mpsc::Sender<Deferred>)>,
+    max_background: u16,
 }
 
 fn root_attr() -> FileAttr {
@@ -124,9 +132,10 @@ impl Filesystem for MemFs {
                 .add_capabilities(FUSE_WRITEBACK_CACHE)
                 .map_err(|_| libc::ENOSYS)?;
         }
-        let _ = config.set_max_write(128 * 1024);
-        let _ = config.set_max_background(256);
-        let _ = config.set_congestion_threshold(192);
+        let _ = config.set_max_write(MAX_WRITE);
+        let _ = config.set_max_background(self.max_background);
+        // the kernel's default proportion: congested at three quarters of the window
+        let _ = config.set_congestion_threshold(self.max_background - self.max_background / 4);
         Ok(())
     }
 
@@ -385,12 +394,12 @@ fn reply_thread(rx: mpsc::Receiver<Deferred>) {
     }
 }
 
-/// `serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N]`: mount and serve
+/// `serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N] [--max-background N]`: mount and serve
 /// until unmounted or aborted.
 pub fn main(args: &[String]) -> i32 {
     let Some(mnt) = args.first() else {
         eprintln!(
-            "usage: serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N]"
+            "usage: serve MNT [--wbcache] [--discard] [--stall-now] [--stall-after-ms N] [--latency-ms N] [--max-background N]"
         );
         return 2;
     };
@@ -427,6 +436,10 @@ pub fn main(args: &[String]) -> i32 {
         write_bytes: 0,
         writes: 0,
         latency,
+        max_background: opt_u64(args, "--max-background")
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|&n| n >= 4)
+            .unwrap_or(MAX_BACKGROUND),
     };
     let opts = [
         MountOption::FSName("dltest".into()),
