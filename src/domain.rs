@@ -465,6 +465,21 @@ impl<'a> Domain<'a> {
         }
     }
 
+    /// `Lend`: `id` holds `pages` pages now, dirty (`WB_RECLAIMABLE`) and
+    /// under writeback (`WB_WRITEBACK`). O(1). While it lends, it keeps
+    /// these pages and the others share the rest: the caller reports every
+    /// change it sees cheaply (a lender's count only falls unless it
+    /// dirties, which reports it active). Other policies and unknown ids
+    /// ignore it.
+    pub fn note_held(&mut self, id: BdiId, pages: u64) {
+        if self.cfg.policy != Policy::Lend {
+            return;
+        }
+        if let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) {
+            self.lend.note_held(b, &mut self.level, pages);
+        }
+    }
+
     /// `Lend`: whether `id` is active (reported since the tick before last).
     pub fn is_active(&self, id: BdiId) -> bool {
         self.bdi(id).is_some_and(|b| self.lend.is_active(b))
@@ -525,10 +540,14 @@ impl<'a> Domain<'a> {
                 self.level.allocation(b, x, thresh, floor, max)
             }
             Policy::Lend => {
-                // A lender has no share and no idle floor: it gets its
-                // share at the next tick after it is reported active.
+                // A lender keeps the pages it holds, no share and no idle
+                // floor: it gets its share at the next tick after it is
+                // reported active.
                 if b.role == Role::Lender {
-                    return 0;
+                    return self
+                        .level
+                        .lender_allocation(b.held, thresh)
+                        .min(max.max(floor));
                 }
                 let w = water_level::weight(b, &self.completions);
                 self.level.allocation(b, w, thresh, floor, max)
@@ -543,11 +562,23 @@ impl<'a> Domain<'a> {
     }
 
     /// The bdi's `wb_thresh` and `wb_bg_thresh` for the domain limits `lim`.
+    ///
+    /// A `Lend` lender's `wb_bg_thresh` is its threshold at `bg_thresh`, as
+    /// the kernel's `wb_over_bg_thresh()` computes it
+    /// (`wb_calc_thresh(wb, bg_thresh)`): the pages it holds, not a share
+    /// of them scaled by `bg_thresh / thresh`, so that holding them is not
+    /// "over the background threshold" for the flusher.
     pub fn wb_limits(&self, id: BdiId, lim: &DirtyLimits, dirty: u64) -> WbLimits {
         let t = self.wb_thresh(id, lim.thresh, dirty);
+        let lender =
+            self.cfg.policy == Policy::Lend && self.bdi(id).is_some_and(|b| b.role == Role::Lender);
         WbLimits {
             wb_thresh: t,
-            wb_bg_thresh: wb_thresh::wb_bg_thresh(t, lim),
+            wb_bg_thresh: if lender {
+                self.wb_thresh(id, lim.bg_thresh, dirty)
+            } else {
+                wb_thresh::wb_bg_thresh(t, lim)
+            },
         }
     }
 

@@ -117,6 +117,9 @@ pub struct Lending {
     active: u32,
     /// Of those, how many were reported in the current interval.
     seen: u32,
+    /// The last recompute left active bdis without completions waiting
+    /// beside uncapped ones or a spent pool (weights are counts).
+    newcomers: bool,
 }
 
 impl Default for Lending {
@@ -132,6 +135,7 @@ impl Lending {
             tick: 2,
             active: 0,
             seen: 0,
+            newcomers: false,
         }
     }
 
@@ -153,6 +157,16 @@ impl Lending {
             level.mark_stale();
         } else {
             self.seen = self.seen.saturating_add(1);
+        }
+    }
+
+    /// The caller reports the pages `b` holds (dirty and under writeback).
+    /// O(1): a lender's change moves the borrowers' pool at once.
+    #[inline]
+    pub fn note_held(&self, b: &mut Bdi, level: &mut WaterLevel, pages: u64) {
+        let old = core::mem::replace(&mut b.held, pages);
+        if b.role == Role::Lender {
+            level.lender_held(old, pages, self.newcomers);
         }
     }
 
@@ -180,8 +194,9 @@ impl Lending {
             }
         }
         (self.active, self.seen) = (active, seen);
+        self.newcomers = newcomers > 0;
         let level = WaterLevel::recompute(slots, g, t0);
-        if newcomers == 0 || level.uncapped_events() > 0 || level.rest(t0) == 0 {
+        if newcomers == 0 || level.uncapped_events() > 0 || level.borrowers_rest(t0) == 0 {
             return level;
         }
         // Every active bdi with completions is capped and pool is left.

@@ -62,6 +62,13 @@ use crate::RATIO_FINE_MAX;
 ///   completion of an uncapped bdi to it;
 /// * `(uncap_x, uncap_room)` is the count and room of the capped bdi with the
 ///   smallest `x / room`, `(0, 0)` when none is capped;
+/// * `lent` is the sum of the pages the live [`Role::Lender`] bdis hold
+///   ([`Bdi::held()`]): the caller's reports update it
+///   ([`WaterLevel::lender_held`]); the uncapped bdis share
+///   `R_B = R − min(R, lent)`;
+/// * while `lent > 0`, `(cap_x, cap_room)` is the weight and room of the
+///   uncapped bdi with a weight and the largest `x / room` (the first to
+///   reach its room when `R_B` grows), `(0, 0)` when there is none;
 /// * `stale` once set stays set: the domain recomputes at its next `tick`.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
@@ -83,6 +90,12 @@ pub struct WaterLevel {
     /// The capped bdi nearest to falling below its room: its count and room.
     uncap_x: u64,
     uncap_room: u64,
+    /// `Lend`: the pages the lenders hold, kept out of the uncapped bdis' pool.
+    lent: u64,
+    /// The uncapped bdi nearest to its room: its weight and room (kept
+    /// while `lent > 0`).
+    cap_x: u64,
+    cap_room: u64,
     /// The capped set is out of date since the recompute.
     stale: bool,
 }
@@ -305,7 +318,8 @@ impl WaterLevel {
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
         // The floors, each rounded on its own: the same pages the queries give.
         let mut floors = 0u128;
-        let mut held = 0u64;
+        let mut caps = 0u64;
+        let mut lent = 0u64;
         let mut capped = 0u32;
         let mut len = 0usize;
         let mut weight = 0u64;
@@ -320,11 +334,12 @@ impl WaterLevel {
             b.capped = b.role == Role::Capped;
             b.capped_at_min = max < floor;
             if b.role == Role::Lender {
+                lent = lent.saturating_add(b.held);
                 continue;
             }
             floors = floors.saturating_add(u128::from(floor));
             if b.capped {
-                held = held.saturating_add(b.room);
+                caps = caps.saturating_add(b.room);
                 capped += 1;
             }
             let x = self::weight(b, g);
@@ -338,13 +353,15 @@ impl WaterLevel {
         }
         let rest = u64::try_from(u128::from(t0).saturating_sub(floors))
             .unwrap_or(0)
-            .saturating_sub(held);
+            .saturating_sub(caps)
+            .saturating_sub(lent);
         let capped =
             capped.saturating_add(select_capped(slots, g, &mut Pool { rest, weight }, len));
 
         let mut level = WaterLevel {
             capped,
             t0,
+            lent,
             ..WaterLevel::default()
         };
         for b in slots.iter().filter(|b| b.live && b.role != Role::Lender) {
@@ -367,10 +384,13 @@ impl WaterLevel {
             level.committed0 = level.committed0.saturating_add(u128::from(l.resolve(t0)));
             if !b.capped {
                 level.uncapped_events = level.uncapped_events.saturating_add(x);
+                if lent > 0 {
+                    level.note_uncapped(b, x);
+                }
             }
         }
-        // INVARIANT: committed/committed0/uncapped_events/uncap_* summed over
-        // every live slot above, so rest0 is R(t0) of this capped set.
+        // INVARIANT: committed/committed0/uncapped_events/uncap_*/cap_* summed
+        // over every live slot above, so rest0 is R(t0) of this capped set.
         level.rest0 = level.rest(t0);
         level.rest0_query = (level.committed0 <= u128::from(t0)).then_some(level.rest0);
         level
@@ -393,6 +413,18 @@ impl WaterLevel {
         u64::try_from(u128::from(thresh).saturating_sub(self.committed(thresh))).unwrap_or(0)
     }
 
+    /// `R_B(T)`: what the uncapped bdis share, `R(T)` less the pages the
+    /// lenders hold.
+    #[inline]
+    pub fn borrowers_rest(&self, thresh: u64) -> u64 {
+        self.rest(thresh).saturating_sub(self.lent)
+    }
+
+    /// `Lend`: the pages the lenders hold.
+    pub fn lent(&self) -> u64 {
+        self.lent
+    }
+
     /// `S`: the live sum of uncapped bdis' counts.
     pub fn uncapped_events(&self) -> u64 {
         self.uncapped_events
@@ -411,10 +443,61 @@ impl WaterLevel {
     #[inline]
     pub fn add_uncapped(&mut self, b: &Bdi, x: u64, nr: u64) {
         self.uncapped_events = self.uncapped_events.saturating_add(nr);
+        if self.lent > 0 {
+            self.note_uncapped(b, x);
+        }
         if !self.stale {
-            let (r, s) = (self.rest0 as u128, self.uncapped_events as u128);
+            let r = self.rest0.saturating_sub(self.lent) as u128;
+            let s = self.uncapped_events as u128;
             self.stale = r * (x as u128) >= (b.room as u128) * s
                 || r * (self.uncap_x as u128) < (self.uncap_room as u128) * s;
+        }
+    }
+
+    /// Keeps `(cap_x, cap_room)` the uncapped bdi with the largest
+    /// `x / room`, given uncapped `b` with weight `x`.
+    #[inline]
+    fn note_uncapped(&mut self, b: &Bdi, x: u64) {
+        if x > 0
+            && (self.cap_x == 0
+                || (x as u128) * (self.cap_room as u128) > (self.cap_x as u128) * (b.room as u128))
+        {
+            (self.cap_x, self.cap_room) = (x, b.room);
+        }
+    }
+
+    /// `Lend`: a lender that held `old` pages now holds `new`. O(1): the
+    /// uncapped bdis' pool `R_B` follows at once. The capped set is marked
+    /// out of date when it may have changed: on any growth of `lent` (a
+    /// capped bdi may fall below its room; rare, since a bdi dirties pages
+    /// only while it is active), and on a fall that lets the uncapped bdi
+    /// nearest to its room reach it, or that leaves pool beside waiting
+    /// `newcomers` with every bdi that has completions capped.
+    #[inline]
+    pub fn lender_held(&mut self, old: u64, new: u64, newcomers: bool) {
+        self.lent = self.lent.saturating_sub(old).saturating_add(new);
+        if self.stale || new == old {
+            return;
+        }
+        let r = self.rest0.saturating_sub(self.lent) as u128;
+        let s = self.uncapped_events as u128;
+        self.stale = new > old
+            || if s == 0 {
+                newcomers && r > 0
+            } else {
+                r * (self.cap_x as u128) >= (self.cap_room as u128) * s
+            };
+    }
+
+    /// `Lend`: a lender holding `held` pages keeps them, as far as `R(T)`
+    /// covers what all lenders hold (else in proportion, rounded down), so
+    /// that the lenders together never get more than `R(T)`. O(1).
+    #[inline]
+    pub fn lender_allocation(&self, held: u64, thresh: u64) -> u64 {
+        match self.rest_for_query(thresh) {
+            None => 0,
+            Some(r) if self.lent <= r => held,
+            Some(r) => mul_div(held, r, self.lent),
         }
     }
 
@@ -471,7 +554,7 @@ impl WaterLevel {
         let share = if self.uncapped_events == 0 {
             0
         } else {
-            mul_div(rest, x, self.uncapped_events)
+            mul_div(rest.saturating_sub(self.lent), x, self.uncapped_events)
         };
         floor.saturating_add(share.min(max.saturating_sub(floor)))
     }
