@@ -471,10 +471,14 @@ impl<'a> Domain<'a> {
     /// change it sees cheaply (a lender's count only falls unless it
     /// dirties, which reports it active). Other policies and unknown ids
     /// ignore it.
+    ///
+    /// A count above `u64::MAX / capacity` is taken as that much, so that
+    /// the lenders' sum is exact in 64 bits (no page count comes near it).
     pub fn note_held(&mut self, id: BdiId, pages: u64) {
         if self.cfg.policy != Policy::Lend {
             return;
         }
+        let pages = pages.min(u64::MAX / (self.slots.len() as u64).max(1));
         if let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) {
             self.lend.note_held(b, &mut self.level, pages);
         }
