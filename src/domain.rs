@@ -4,11 +4,12 @@
 //!
 //! Cost of each call, with `n` bdis:
 //!
-//! * [`Domain::writeout_inc`] (a completion) and [`Domain::note_active`]:
-//!   O(1), touch one bdi only;
+//! * [`Domain::writeout_inc`] (a completion), [`Domain::note_active`] and
+//!   [`Domain::note_held`]: O(1), touch one bdi only;
 //! * [`Domain::wb_thresh`] (a query): O(1) for every policy;
 //! * [`Domain::tick`] on a period boundary (or after a bdi reached its cap,
-//!   or, for `Lend`, the active set changed), settings changes, add/remove
+//!   or, for `Lend`, the active set or a lender's pages changed it),
+//!   settings changes, add/remove
 //!   and a changed [`Domain::update_dirty_limit`]: O(n) for `Redistribute`
 //!   and `Lend`, which age every bdi and recompute the water level
 //!   ([`crate::water_level`], [`crate::lending`]) in O(n) expected,
@@ -451,9 +452,8 @@ impl<'a> Domain<'a> {
         self.clock.arm(now);
     }
 
-    /// `Lend`: pages were dirtied on `id`, a writer on it is in
-    /// `balance_dirty_pages()` (throttled, or asleep in a pause), or it has
-    /// dirty pages. O(1). An idle bdi reported active has its floor
+    /// `Lend`: pages were dirtied on `id`, or a writer on it is in
+    /// `balance_dirty_pages()` (throttled, or asleep in a pause). O(1). An idle bdi reported active has its floor
     /// back at the next [`tick`](Self::tick). Other policies and unknown ids
     /// ignore it.
     pub fn note_active(&mut self, id: BdiId) {
