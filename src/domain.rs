@@ -441,7 +441,7 @@ impl<'a> Domain<'a> {
                 match b.role {
                     Role::Count if !b.capped => {
                         let x = b.completions.events(&self.completions);
-                        self.level.add_uncapped(b, x, nr);
+                        self.level.add_uncapped_lending(b, x, nr);
                     }
                     // A newcomer's weight goes from 1 to its count.
                     Role::Unit if nr > 0 => self.level.mark_stale(),

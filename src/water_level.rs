@@ -55,8 +55,8 @@ use crate::RATIO_FINE_MAX;
 /// * `committed` is the sum of the floors of the uncapped live bdis and the
 ///   caps of the capped ones (the floor where a capped bdi's floor exceeds its
 ///   cap), `capped` of them; `committed0` is that sum with each limit
-///   resolved at `t0` on its own, and `rest0 = R(t0) = t0 − committed0`
-///   (0 when over-committed);
+///   resolved at `t0` on its own, so `R(t0) = t0 − committed0` (0 when
+///   over-committed);
 /// * `uncapped_events` (`S`) is the sum of the uncapped live bdis' counts:
 ///   the completion path ([`WaterLevel::add_uncapped`]) adds every
 ///   completion of an uncapped bdi to it;
@@ -65,7 +65,8 @@ use crate::RATIO_FINE_MAX;
 /// * `lent` is the sum of the pages the live [`Role::Lender`] bdis hold
 ///   ([`Bdi::held()`]): the caller's reports update it
 ///   ([`WaterLevel::lender_held`]); the uncapped bdis share
-///   `R_B = R − min(R, lent)`;
+///   `R_B = R − min(R, lent)`, `rest0` at `t0`, and `query_pages` is
+///   `committed.pages + lent` (saturating) for the query's fast path;
 /// * while `lent > 0`, `(cap_x, cap_room)` is the weight and room of the
 ///   uncapped bdi with a weight and the largest `x / room` (the first to
 ///   reach its room when `R_B` grows), `(0, 0)` when there is none;
@@ -79,10 +80,13 @@ pub struct WaterLevel {
     uncapped_events: u64,
     /// How many bdis are capped.
     capped: u32,
-    /// `R(t0)`: the pool left for uncapped bdis at the recompute.
+    /// `R_B(t0)`: what the uncapped bdis share at `t0` (`R(t0)` less what
+    /// the lenders hold).
     rest0: u64,
-    /// `R(t0)` for the query, `None` when over-committed at `t0`.
+    /// `R_B(t0)` for the query, `None` when over-committed at `t0`.
     rest0_query: Option<u64>,
+    /// The committed pages and the lenders' pages together.
+    query_pages: u64,
     /// The threshold of the last recompute, and what it committed exactly
     /// (each floor and cap rounded on its own) at that threshold.
     t0: u64,
@@ -391,8 +395,7 @@ impl WaterLevel {
         }
         // INVARIANT: committed/committed0/uncapped_events/uncap_*/cap_* summed
         // over every live slot above, so rest0 is R(t0) of this capped set.
-        level.rest0 = level.rest(t0);
-        level.rest0_query = (level.committed0 <= u128::from(t0)).then_some(level.rest0);
+        level.set_lent(lent);
         level
     }
 
@@ -443,15 +446,31 @@ impl WaterLevel {
     #[inline]
     pub fn add_uncapped(&mut self, b: &Bdi, x: u64, nr: u64) {
         self.uncapped_events = self.uncapped_events.saturating_add(nr);
-        if self.lent > 0 {
-            self.note_uncapped(b, x);
-        }
         if !self.stale {
-            let r = self.rest0.saturating_sub(self.lent) as u128;
-            let s = self.uncapped_events as u128;
+            let (r, s) = (self.rest0 as u128, self.uncapped_events as u128);
             self.stale = r * (x as u128) >= (b.room as u128) * s
                 || r * (self.uncap_x as u128) < (self.uncap_room as u128) * s;
         }
+    }
+
+    /// `Lend`'s completion path of an uncapped bdi: [`add_uncapped`]
+    /// (Self::add_uncapped), and while lenders hold pages, keeps the
+    /// uncapped bdi nearest to its room.
+    #[inline]
+    pub fn add_uncapped_lending(&mut self, b: &Bdi, x: u64, nr: u64) {
+        self.add_uncapped(b, x, nr);
+        if self.lent > 0 {
+            self.note_uncapped(b, x);
+        }
+    }
+
+    /// Sets the lenders' pages and what follows from them: `R_B(t0)` and
+    /// the query's pages.
+    fn set_lent(&mut self, lent: u64) {
+        self.lent = lent;
+        self.rest0 = self.rest(self.t0).saturating_sub(lent);
+        self.rest0_query = (self.committed0 <= u128::from(self.t0)).then_some(self.rest0);
+        self.query_pages = self.committed.pages.saturating_add(lent);
     }
 
     /// Keeps `(cap_x, cap_room)` the uncapped bdi with the largest
@@ -475,11 +494,11 @@ impl WaterLevel {
     /// `newcomers` with every bdi that has completions capped.
     #[inline]
     pub fn lender_held(&mut self, old: u64, new: u64, newcomers: bool) {
-        self.lent = self.lent.saturating_sub(old).saturating_add(new);
+        self.set_lent(self.lent.saturating_sub(old).saturating_add(new));
         if self.stale || new == old {
             return;
         }
-        let r = self.rest0.saturating_sub(self.lent) as u128;
+        let r = self.rest0 as u128;
         let s = self.uncapped_events as u128;
         self.stale = new > old
             || if s == 0 {
@@ -494,10 +513,24 @@ impl WaterLevel {
     /// that the lenders together never get more than `R(T)`. O(1).
     #[inline]
     pub fn lender_allocation(&self, held: u64, thresh: u64) -> u64 {
-        match self.rest_for_query(thresh) {
-            None => 0,
-            Some(r) if self.lent <= r => held,
-            Some(r) => mul_div(held, r, self.lent),
+        // R_B(T) > 0: the lenders' pages fit (the fast path's saturated
+        // sum can give 0, never more, where they do not).
+        if self.rest_for_query(thresh).is_some_and(|r| r > 0) {
+            return held;
+        }
+        self.lender_scaled(held, thresh)
+    }
+
+    /// [`lender_allocation`](Self::lender_allocation) where the lenders'
+    /// pages may not fit: exactly, from `R(T)`.
+    #[cold]
+    #[inline(never)]
+    fn lender_scaled(&self, held: u64, thresh: u64) -> u64 {
+        let r = self.rest(thresh);
+        if self.lent <= r {
+            held
+        } else {
+            mul_div(held, r, self.lent)
         }
     }
 
@@ -511,11 +544,13 @@ impl WaterLevel {
         self.stale = true;
     }
 
-    /// `R(T)` for the query: `None` when floors and caps commit more than
-    /// `T` (see [`allocation`](Self::allocation)). At the recompute's
-    /// threshold it is stored; elsewhere `T·ppm` almost always fits in 64
-    /// bits, and then `R(T) = T − ⌊T·ppm / 10^6⌋ − pages` is two checked
-    /// subtractions, exactly what [`rest`](Self::rest) gives.
+    /// `R_B(T)` for the query: `None` when floors, caps and the lenders'
+    /// pages commit more than `T` (see [`allocation`](Self::allocation)).
+    /// At the recompute's threshold it is stored; elsewhere `T·ppm` almost
+    /// always fits in 64 bits, and then `R_B(T) = T − ⌊T·ppm / 10^6⌋ −
+    /// (pages + lent)` is two checked subtractions, exactly what
+    /// [`borrowers_rest`](Self::borrowers_rest) gives where that is
+    /// positive.
     #[inline]
     fn rest_for_query(&self, thresh: u64) -> Option<u64> {
         if thresh == self.t0 {
@@ -527,14 +562,14 @@ impl WaterLevel {
         };
         thresh
             .checked_sub(p / u64::from(RATIO_FINE_MAX))?
-            .checked_sub(self.committed.pages)
+            .checked_sub(self.query_pages)
     }
 
     /// [`rest_for_query`](Self::rest_for_query) when `T·ppm` needs 128 bits.
     #[cold]
     #[inline(never)]
     fn rest_wide(&self, thresh: u64) -> Option<u64> {
-        let c = self.committed.resolve_wide(thresh);
+        let c = self.committed.resolve_wide(thresh) + u128::from(self.lent);
         u64::try_from(u128::from(thresh).checked_sub(c)?).ok()
     }
 
@@ -554,16 +589,26 @@ impl WaterLevel {
         let share = if self.uncapped_events == 0 {
             0
         } else {
-            mul_div(rest.saturating_sub(self.lent), x, self.uncapped_events)
+            mul_div(rest, x, self.uncapped_events)
         };
         floor.saturating_add(share.min(max.saturating_sub(floor)))
     }
 
-    /// Over-committed (`R = 0`): everything committed is scaled down by
-    /// `T / committed(T)`, and an uncapped bdi gets its scaled floor.
+    /// `R_B(T) = 0`. Where floors and caps fit in `T` and only the lenders'
+    /// pages leave nothing to share, an uncapped bdi gets its floor and a
+    /// capped one its cap. Over-committed (`R = 0`): everything committed
+    /// is scaled down by `T / committed(T)`, and an uncapped bdi gets its
+    /// scaled floor.
     #[cold]
     #[inline(never)]
     fn over_committed(&self, b: &Bdi, thresh: u64, floor: u64, max: u64) -> u64 {
+        if self.committed(thresh) <= u128::from(thresh) {
+            return if b.capped && !b.capped_at_min {
+                max
+            } else {
+                floor
+            };
+        }
         let mine = if b.capped && !b.capped_at_min {
             max
         } else {
@@ -640,15 +685,18 @@ mod tests {
         fn query_rest_at_a_moved_t_is_exact(
             ppm in prop_oneof![0u64..=1_000_000, 0u64..=20_000_000_000, any::<u64>()],
             pages in prop_oneof![0u64..1_000_000, any::<u64>()],
+            lent in prop_oneof![Just(0u64), 0u64..1_000_000, any::<u64>()],
             thresh in prop_oneof![0u64..10_000_000, any::<u64>()],
         ) {
-            let level = WaterLevel {
+            prop_assume!(pages.checked_add(lent).is_some());
+            let mut level = WaterLevel {
                 committed: LimitSum { ppm, pages },
                 t0: thresh.wrapping_add(1),
                 ..WaterLevel::default()
             };
-            let committed = level.committed.resolve_wide(thresh);
-            let want = (committed <= u128::from(thresh)).then(|| level.rest(thresh));
+            level.set_lent(lent);
+            let committed = level.committed.resolve_wide(thresh) + u128::from(lent);
+            let want = (committed <= u128::from(thresh)).then(|| level.borrowers_rest(thresh));
             prop_assert_eq!(level.rest_for_query(thresh), want);
         }
     }
