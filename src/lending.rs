@@ -1,7 +1,7 @@
 //! Lending: what idle bdis hold goes to the bdis that are dirtying now.
 //!
-//! [`Policy::Lend`](crate::policy::Policy::Lend) is `Redistribute` with one
-//! more input, which bdis are *active*: the caller reports a bdi with
+//! [`Policy::Lend`](crate::policy::Policy::Lend) is `Redistribute` with two
+//! more inputs. Which bdis are *active*: the caller reports a bdi with
 //! [`Domain::note_active`](crate::domain::Domain::note_active) whenever
 //! pages were dirtied on it or a writer on it is in `balance_dirty_pages()`
 //! (throttled, or asleep in a pause); a bdi is active while it

@@ -40,6 +40,13 @@
 //!
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
+//!
+//! `Lend`'s lenders ([`Role::Lender`]) take no part in the water-filling,
+//! but the pages they hold, `lent`, come out of the pool: the uncapped bdis
+//! share `R_B(T) = R(T) − min(R(T), lent)`, and a lender keeps its pages
+//! ([`WaterLevel::lender_allocation`]). `lent` is a live aggregate like `S`:
+//! the caller's reports move it in O(1), and a fall that lets an uncapped
+//! bdi reach its room marks the level stale, as a completion does.
 
 use crate::bdi::{Bdi, LimitSum, Role};
 use crate::flex_proportions::FpropGlobal;
@@ -453,9 +460,9 @@ impl WaterLevel {
         }
     }
 
-    /// `Lend`'s completion path of an uncapped bdi: [`add_uncapped`]
-    /// (Self::add_uncapped), and while lenders hold pages, keeps the
-    /// uncapped bdi nearest to its room.
+    /// `Lend`'s completion path of an uncapped bdi:
+    /// [`add_uncapped`](Self::add_uncapped), and while lenders hold pages,
+    /// keeps the uncapped bdi nearest to its room.
     #[inline]
     pub fn add_uncapped_lending(&mut self, b: &Bdi, x: u64, nr: u64) {
         self.add_uncapped(b, x, nr);
