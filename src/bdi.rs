@@ -187,6 +187,9 @@ pub struct Bdi {
     pub(crate) role: Role,
     /// Lend: the tick interval in which the caller last reported it active.
     pub(crate) active_tick: u32,
+    /// Lend: the pages it holds (dirty and under writeback), as the caller
+    /// last reported them.
+    pub(crate) held: u64,
 }
 
 /// A bdi's part in the water-filling ([`crate::water_level`]), decided by
@@ -203,7 +206,8 @@ pub enum Role {
     Unit,
     /// Held at its cap: commits its cap, takes no share.
     Capped,
-    /// Idle: commits nothing, not even its floor, and is allocated nothing.
+    /// Idle: commits no floor and takes no share; it keeps the pages it
+    /// holds ([`Bdi::held()`]) and lends the rest.
     Lender,
 }
 
@@ -227,6 +231,7 @@ impl Bdi {
         capped_at_min: false,
         role: Role::Count,
         active_tick: 0,
+        held: 0,
     };
 
     /// The bdi's floor, `min_ratio` or `min_bytes`.
@@ -242,5 +247,11 @@ impl Bdi {
     /// Whether `strict_limit` is set.
     pub fn strict_limit(&self) -> bool {
         self.strict_limit
+    }
+
+    /// `Lend`: the pages it holds (dirty and under writeback), as the
+    /// caller last reported them.
+    pub fn held(&self) -> u64 {
+        self.held
     }
 }

@@ -4,11 +4,12 @@
 //!
 //! Cost of each call, with `n` bdis:
 //!
-//! * [`Domain::writeout_inc`] (a completion) and [`Domain::note_active`]:
-//!   O(1), touch one bdi only;
+//! * [`Domain::writeout_inc`] (a completion), [`Domain::note_active`] and
+//!   [`Domain::note_held`]: O(1), touch one bdi only;
 //! * [`Domain::wb_thresh`] (a query): O(1) for every policy;
 //! * [`Domain::tick`] on a period boundary (or after a bdi reached its cap,
-//!   or, for `Lend`, the active set changed), settings changes, add/remove
+//!   or, for `Lend`, the active set or a lender's pages changed it),
+//!   settings changes, add/remove
 //!   and a changed [`Domain::update_dirty_limit`]: O(n) for `Redistribute`
 //!   and `Lend`, which age every bdi and recompute the water level
 //!   ([`crate::water_level`], [`crate::lending`]) in O(n) expected,
@@ -440,7 +441,7 @@ impl<'a> Domain<'a> {
                 match b.role {
                     Role::Count if !b.capped => {
                         let x = b.completions.events(&self.completions);
-                        self.level.add_uncapped(b, x, nr);
+                        self.level.add_uncapped_lending(b, x, nr);
                     }
                     // A newcomer's weight goes from 1 to its count.
                     Role::Unit if nr > 0 => self.level.mark_stale(),
@@ -451,9 +452,8 @@ impl<'a> Domain<'a> {
         self.clock.arm(now);
     }
 
-    /// `Lend`: pages were dirtied on `id`, a writer on it is in
-    /// `balance_dirty_pages()` (throttled, or asleep in a pause), or it has
-    /// dirty pages. O(1). An idle bdi reported active has its floor
+    /// `Lend`: pages were dirtied on `id`, or a writer on it is in
+    /// `balance_dirty_pages()` (throttled, or asleep in a pause). O(1). An idle bdi reported active has its floor
     /// back at the next [`tick`](Self::tick). Other policies and unknown ids
     /// ignore it.
     pub fn note_active(&mut self, id: BdiId) {
@@ -462,6 +462,25 @@ impl<'a> Domain<'a> {
         }
         if let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) {
             self.lend.note_active(b, &mut self.level);
+        }
+    }
+
+    /// `Lend`: `id` holds `pages` pages now, dirty (`WB_RECLAIMABLE`) and
+    /// under writeback (`WB_WRITEBACK`). O(1). While it lends, it keeps
+    /// these pages and the others share the rest: the caller reports every
+    /// change it sees cheaply (a lender's count only falls unless it
+    /// dirties, which reports it active). Other policies and unknown ids
+    /// ignore it.
+    ///
+    /// A count above `u64::MAX / capacity` is taken as that much, so that
+    /// the lenders' sum is exact in 64 bits (no page count comes near it).
+    pub fn note_held(&mut self, id: BdiId, pages: u64) {
+        if self.cfg.policy != Policy::Lend {
+            return;
+        }
+        let pages = pages.min(u64::MAX / (self.slots.len() as u64).max(1));
+        if let Some(b) = self.slots.get_mut(id.0 as usize).filter(|b| b.live) {
+            self.lend.note_held(b, &mut self.level, pages);
         }
     }
 
@@ -525,10 +544,14 @@ impl<'a> Domain<'a> {
                 self.level.allocation(b, x, thresh, floor, max)
             }
             Policy::Lend => {
-                // A lender has no share and no idle floor: it gets its
-                // share at the next tick after it is reported active.
+                // A lender keeps the pages it holds, no share and no idle
+                // floor: it gets its share at the next tick after it is
+                // reported active.
                 if b.role == Role::Lender {
-                    return 0;
+                    return self
+                        .level
+                        .lender_allocation(b.held, thresh)
+                        .min(max.max(floor));
                 }
                 let w = water_level::weight(b, &self.completions);
                 self.level.allocation(b, w, thresh, floor, max)
@@ -543,11 +566,23 @@ impl<'a> Domain<'a> {
     }
 
     /// The bdi's `wb_thresh` and `wb_bg_thresh` for the domain limits `lim`.
+    ///
+    /// A `Lend` lender's `wb_bg_thresh` is its threshold at `bg_thresh`, as
+    /// the kernel's `wb_over_bg_thresh()` computes it
+    /// (`wb_calc_thresh(wb, bg_thresh)`): the pages it holds, not a share
+    /// of them scaled by `bg_thresh / thresh`, so that holding them is not
+    /// "over the background threshold" for the flusher.
     pub fn wb_limits(&self, id: BdiId, lim: &DirtyLimits, dirty: u64) -> WbLimits {
         let t = self.wb_thresh(id, lim.thresh, dirty);
+        let lender =
+            self.cfg.policy == Policy::Lend && self.bdi(id).is_some_and(|b| b.role == Role::Lender);
         WbLimits {
             wb_thresh: t,
-            wb_bg_thresh: wb_thresh::wb_bg_thresh(t, lim),
+            wb_bg_thresh: if lender {
+                self.wb_thresh(id, lim.bg_thresh, dirty)
+            } else {
+                wb_thresh::wb_bg_thresh(t, lim)
+            },
         }
     }
 

@@ -1,33 +1,43 @@
 //! Lending: what idle bdis hold goes to the bdis that are dirtying now.
 //!
-//! [`Policy::Lend`](crate::policy::Policy::Lend) is `Redistribute` with one
-//! more input, which bdis are *active*: the caller reports a bdi with
+//! [`Policy::Lend`](crate::policy::Policy::Lend) is `Redistribute` with two
+//! more inputs. Which bdis are *active*: the caller reports a bdi with
 //! [`Domain::note_active`](crate::domain::Domain::note_active) whenever
-//! pages were dirtied on it, a writer on it is in `balance_dirty_pages()`
-//! (throttled, or asleep in a pause), or it has dirty pages (whatever of
-//! these it can see cheaply); a bdi is active while it
+//! pages were dirtied on it or a writer on it is in `balance_dirty_pages()`
+//! (throttled, or asleep in a pause); a bdi is active while it
 //! was reported in the current or the previous tick interval (between two
-//! [`Domain::tick`](crate::domain::Domain::tick) calls). It changes three
-//! things.
+//! [`Domain::tick`](crate::domain::Domain::tick) calls). The caller also
+//! reports the pages `h_i` each bdi holds, dirty and under writeback
+//! ([`Domain::note_held`](crate::domain::Domain::note_held)). It changes
+//! three things.
 //!
-//! **Idle bdis lend.** The water level ([`crate::water_level`]) is computed
-//! over the active set `A` only. An idle bdi (a *lender*) commits nothing,
-//! not even its floor, and its threshold is 0: no idle-device floor either,
-//! since it gets its share at the next tick after it is reported, which is
-//! what the idle floor is for. With `f_i = x_i / e`:
+//! **Idle bdis lend what they do not hold.** The water level
+//! ([`crate::water_level`]) is computed over the active set `A` only. An
+//! idle bdi (a *lender*) commits no floor and takes no share; it keeps the
+//! pages it holds, within its cap, and no idle-device floor either, since
+//! it gets its share at the next tick after it is reported, which is what
+//! the idle floor is for. With `f_i = x_i / e`:
 //!
 //! ```text
 //!   wb_thresh_i = T·min_i + min( T·(max_i − min_i), λ·f_i·P_A )   for i ∈ A
-//!   wb_thresh_i = 0                                               for i ∉ A
-//!   P_A = T − Σ_{j∈A} T·min_j
+//!   wb_thresh_i = min( h_i, T·max_i )                             for i ∉ A
+//!   P_A = R − min( R, Σ_{j∉A} h_j ),   R = T − Σ_{j∈A} T·min_j − (caps of capped)
 //! ```
 //!
 //! with `λ` the smallest level at which `P_A` is spent or every `i ∈ A` with
-//! `x_i > 0` is capped. The lenders' floors `T·min_i` and their stale shares
-//! `f_i·P` are in `P_A`, so the borrowers get them in proportion to their
-//! own fractions. `Σ_A f_i ≤ 1` still gives `Σ wb_thresh ≤ T` (before the
-//! idle floor of active bdis), and with every bdi active this is
-//! `Redistribute`'s level.
+//! `x_i > 0` is capped; should the lenders hold more than `R`, lender `i`
+//! gets `⌊h_i·R / Σ_{j∉A} h_j⌋` instead. The lenders' floors `T·min_i` and
+//! their stale shares `f_i·P` are in `P_A`, so the borrowers get them in
+//! proportion to their own fractions; the pages a lender holds are not
+//! lent until they are written back (lent while still held, a borrower
+//! could dirty them on top: a `strict_limit` one is not throttled by the
+//! global count below its own freerun ceiling). `P_A` follows the
+//! lenders' reports at once (O(1)): written-back pages go to the borrowers
+//! without a recompute. `Σ_A f_i ≤ 1` still gives `Σ wb_thresh ≤ T` at any
+//! `T` (before the idle floor of active bdis), and with every bdi active
+//! this is `Redistribute`'s level. A lender's `wb_bg_thresh` is its
+//! threshold at `bg_thresh` (as the kernel's `wb_over_bg_thresh()` computes
+//! it), so the flusher does not write its pages early for holding them.
 //!
 //! **Newcomers share equally.** If every active bdi with completions is
 //! capped while pool is left (a writer starts on a bdi with no completions
@@ -36,7 +46,8 @@
 //! completions with weight 1 each: `m_i + min(c_i, μ)` with `μ` the level
 //! that spends it. Their first completion makes the level stale, and the
 //! next tick goes back to weights `x_i`. So nothing is left unallocated
-//! while an active bdi is below its cap.
+//! while an active bdi is below its cap, where the pages a lender holds
+//! count as allocated to it.
 //!
 //! **Completions count up to the cap, as Linux counts them.** A bdi's
 //! completions are recorded only while they keep its fraction at or below
@@ -90,11 +101,15 @@
 //!
 //! # Cost
 //!
-//! [`Lending::note_active`] and the completion path are O(1) and touch one
-//! bdi; the query is `Redistribute`'s plus one comparison. A tick is O(1)
+//! [`Lending::note_active`], [`Lending::note_held`] and the completion path
+//! are O(1) and touch one bdi; the query is `Redistribute`'s plus one
+//! comparison and one subtraction (a lender's, one comparison or, when the
+//! lenders hold more than `R`, one division). A tick is O(1)
 //! unless the active set changed (a lender reported active, or an active
-//! bdi not reported during the interval), when it recomputes in O(n), twice
-//! when newcomers share equally.
+//! bdi not reported during the interval) or a lender's pages moved the
+//! capped set (they grew, or fell far enough for an uncapped bdi to reach
+//! its cap or for waiting newcomers to get pool), when it recomputes in
+//! O(n), twice when newcomers share equally.
 
 use crate::bdi::{Bdi, Limit, Role};
 use crate::flex_proportions::{FpropGlobal, FpropLocal, FPROP_FRAC_BASE};
@@ -117,6 +132,9 @@ pub struct Lending {
     active: u32,
     /// Of those, how many were reported in the current interval.
     seen: u32,
+    /// The last recompute left active bdis without completions waiting
+    /// beside uncapped ones or a spent pool (weights are counts).
+    newcomers: bool,
 }
 
 impl Default for Lending {
@@ -132,6 +150,7 @@ impl Lending {
             tick: 2,
             active: 0,
             seen: 0,
+            newcomers: false,
         }
     }
 
@@ -153,6 +172,16 @@ impl Lending {
             level.mark_stale();
         } else {
             self.seen = self.seen.saturating_add(1);
+        }
+    }
+
+    /// The caller reports the pages `b` holds (dirty and under writeback).
+    /// O(1): a lender's change moves the borrowers' pool at once.
+    #[inline]
+    pub fn note_held(&self, b: &mut Bdi, level: &mut WaterLevel, pages: u64) {
+        let old = core::mem::replace(&mut b.held, pages);
+        if b.role == Role::Lender {
+            level.lender_held(old, pages, self.newcomers);
         }
     }
 
@@ -180,8 +209,9 @@ impl Lending {
             }
         }
         (self.active, self.seen) = (active, seen);
+        self.newcomers = newcomers > 0;
         let level = WaterLevel::recompute(slots, g, t0);
-        if newcomers == 0 || level.uncapped_events() > 0 || level.rest(t0) == 0 {
+        if newcomers == 0 || level.uncapped_events() > 0 || level.borrowers_rest(t0) == 0 {
             return level;
         }
         // Every active bdi with completions is capped and pool is left.

@@ -71,18 +71,22 @@
 //! ## Lending ([`lending`])
 //!
 //! [`policy::Policy::Lend`] water-fills only among the bdis the caller
-//! reports active, the set `A`; an idle bdi (a lender) commits nothing, not
-//! even its floor `m_i = T·min_i`:
+//! reports active, the set `A`; an idle bdi (a lender) commits no floor
+//! `m_i = T·min_i` and takes no share: it keeps the `h_i` pages it holds
+//! (dirty and under writeback, which the caller reports) and lends the rest:
 //!
 //! ```text
 //!   wb_thresh_i = m_i + min( T·max_i − m_i ,  λ·f_i·P_A )    for i ∈ A
-//!   wb_thresh_i = 0                                         for i ∉ A
-//!   P_A = T − Σ_{j∈A} m_j
+//!   wb_thresh_i = min( h_i , T·max_i )                      for i ∉ A
+//!   P_A = T − Σ_{j∈A} m_j − Σ_{j∉A} h_j
 //! ```
 //!
+//! (should the lenders hold more than the active bdis' floors and caps
+//! leave, `R`, they share `R` in proportion to `h_i` and `P_A` is 0).
 //! `Σ_{i∈A} f_i ≤ 1` and the level spends at most `P_A`, so still
 //! `Σ wb_thresh ≤ T`; the lenders' floors and stale shares are in `P_A`
-//! and go to the active bdis by their fractions. When an owner `o` is
+//! and go to the active bdis by their fractions, and as a lender's pages
+//! are written back they go there too, at once. When an owner `o` is
 //! reported, the next tick recomputes with `o ∈ A`, so from then on
 //! `wb_thresh_o ≥ min(m_o, T·max_o)`.
 //!
@@ -92,8 +96,8 @@
 //! the pages the borrowers hold when `o` wakes, `o` has room for its floor
 //! once `D_B + m_o ≤ T`. `balance_dirty_pages()` keeps the global count at
 //! or below the hard limit `H` (`hard_dirty_limit()`, near `T`), so
-//! `D_B ≤ H` (provided no lender still holds pages: a bdi with pages under
-//! writeback counts as active), and the borrowers must flush
+//! `D_B ≤ H` (no page is lent while its lender holds it, so the borrowers
+//! cannot dirty on top of a lender's pages), and the borrowers must flush
 //!
 //! ```text
 //!   E = D_B − (T − m_o)  ≤  m_o + (H − T)

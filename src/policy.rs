@@ -2,7 +2,7 @@
 //!
 //! All four compute from the same inputs (completion counts, floors, caps,
 //! `T`, global dirty pages; `Lend` also which bdis the caller reports
-//! active) with the arithmetic of [`crate::wb_thresh`]; they differ only
+//! active and the pages each holds) with the arithmetic of [`crate::wb_thresh`]; they differ only
 //! where they really differ:
 //!
 //! | policy | completions counted | pool shared | idle floor |
@@ -28,7 +28,8 @@ pub enum Policy {
     #[default]
     Redistribute,
     /// `Redistribute` among the bdis the caller reports active: idle bdis
-    /// lend their floors and stale shares, newcomers share equally what
+    /// keep the pages they hold and lend their floors and stale shares,
+    /// newcomers share equally what
     /// capped bdis leave, completions count up to the cap
     /// ([`crate::lending`]).
     Lend,

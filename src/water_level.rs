@@ -40,6 +40,13 @@
 //!
 //! If floors and caps given in pages ever commit more than `T` (the threshold
 //! shrank), everything committed is scaled down by `T / committed(T)`.
+//!
+//! `Lend`'s lenders ([`Role::Lender`]) take no part in the water-filling,
+//! but the pages they hold, `lent`, come out of the pool: the uncapped bdis
+//! share `R_B(T) = R(T) − min(R(T), lent)`, and a lender keeps its pages
+//! ([`WaterLevel::lender_allocation`]). `lent` is a live aggregate like `S`:
+//! the caller's reports move it in O(1), and a fall that lets an uncapped
+//! bdi reach its room marks the level stale, as a completion does.
 
 use crate::bdi::{Bdi, LimitSum, Role};
 use crate::flex_proportions::FpropGlobal;
@@ -55,13 +62,21 @@ use crate::RATIO_FINE_MAX;
 /// * `committed` is the sum of the floors of the uncapped live bdis and the
 ///   caps of the capped ones (the floor where a capped bdi's floor exceeds its
 ///   cap), `capped` of them; `committed0` is that sum with each limit
-///   resolved at `t0` on its own, and `rest0 = R(t0) = t0 − committed0`
-///   (0 when over-committed);
+///   resolved at `t0` on its own, so `R(t0) = t0 − committed0` (0 when
+///   over-committed);
 /// * `uncapped_events` (`S`) is the sum of the uncapped live bdis' counts:
 ///   the completion path ([`WaterLevel::add_uncapped`]) adds every
 ///   completion of an uncapped bdi to it;
 /// * `(uncap_x, uncap_room)` is the count and room of the capped bdi with the
 ///   smallest `x / room`, `(0, 0)` when none is capped;
+/// * `lent` is the sum of the pages the live [`Role::Lender`] bdis hold
+///   ([`Bdi::held()`]): the caller's reports update it
+///   ([`WaterLevel::lender_held`]); the uncapped bdis share
+///   `R_B = R − min(R, lent)`, `rest0` at `t0`, and `query_pages` is
+///   `committed.pages + lent` (saturating) for the query's fast path;
+/// * while `lent > 0`, `(cap_x, cap_room)` is the weight and room of the
+///   uncapped bdi with a weight and the largest `x / room` (the first to
+///   reach its room when `R_B` grows), `(0, 0)` when there is none;
 /// * `stale` once set stays set: the domain recomputes at its next `tick`.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "fmt", derive(Debug))]
@@ -72,10 +87,13 @@ pub struct WaterLevel {
     uncapped_events: u64,
     /// How many bdis are capped.
     capped: u32,
-    /// `R(t0)`: the pool left for uncapped bdis at the recompute.
+    /// `R_B(t0)`: what the uncapped bdis share at `t0` (`R(t0)` less what
+    /// the lenders hold).
     rest0: u64,
-    /// `R(t0)` for the query, `None` when over-committed at `t0`.
+    /// `R_B(t0)` for the query, `None` when over-committed at `t0`.
     rest0_query: Option<u64>,
+    /// The committed pages and the lenders' pages together.
+    query_pages: u64,
     /// The threshold of the last recompute, and what it committed exactly
     /// (each floor and cap rounded on its own) at that threshold.
     t0: u64,
@@ -83,6 +101,12 @@ pub struct WaterLevel {
     /// The capped bdi nearest to falling below its room: its count and room.
     uncap_x: u64,
     uncap_room: u64,
+    /// `Lend`: the pages the lenders hold, kept out of the uncapped bdis' pool.
+    lent: u64,
+    /// The uncapped bdi nearest to its room: its weight and room (kept
+    /// while `lent > 0`).
+    cap_x: u64,
+    cap_room: u64,
     /// The capped set is out of date since the recompute.
     stale: bool,
 }
@@ -305,7 +329,8 @@ impl WaterLevel {
     pub fn recompute(slots: &mut [Bdi], g: &FpropGlobal, t0: u64) -> WaterLevel {
         // The floors, each rounded on its own: the same pages the queries give.
         let mut floors = 0u128;
-        let mut held = 0u64;
+        let mut caps = 0u64;
+        let mut lent = 0u64;
         let mut capped = 0u32;
         let mut len = 0usize;
         let mut weight = 0u64;
@@ -320,11 +345,12 @@ impl WaterLevel {
             b.capped = b.role == Role::Capped;
             b.capped_at_min = max < floor;
             if b.role == Role::Lender {
+                lent = lent.saturating_add(b.held);
                 continue;
             }
             floors = floors.saturating_add(u128::from(floor));
             if b.capped {
-                held = held.saturating_add(b.room);
+                caps = caps.saturating_add(b.room);
                 capped += 1;
             }
             let x = self::weight(b, g);
@@ -338,13 +364,15 @@ impl WaterLevel {
         }
         let rest = u64::try_from(u128::from(t0).saturating_sub(floors))
             .unwrap_or(0)
-            .saturating_sub(held);
+            .saturating_sub(caps)
+            .saturating_sub(lent);
         let capped =
             capped.saturating_add(select_capped(slots, g, &mut Pool { rest, weight }, len));
 
         let mut level = WaterLevel {
             capped,
             t0,
+            lent,
             ..WaterLevel::default()
         };
         for b in slots.iter().filter(|b| b.live && b.role != Role::Lender) {
@@ -367,12 +395,14 @@ impl WaterLevel {
             level.committed0 = level.committed0.saturating_add(u128::from(l.resolve(t0)));
             if !b.capped {
                 level.uncapped_events = level.uncapped_events.saturating_add(x);
+                if lent > 0 {
+                    level.note_uncapped(b, x);
+                }
             }
         }
-        // INVARIANT: committed/committed0/uncapped_events/uncap_* summed over
-        // every live slot above, so rest0 is R(t0) of this capped set.
-        level.rest0 = level.rest(t0);
-        level.rest0_query = (level.committed0 <= u128::from(t0)).then_some(level.rest0);
+        // INVARIANT: committed/committed0/uncapped_events/uncap_*/cap_* summed
+        // over every live slot above, so rest0 is R(t0) of this capped set.
+        level.set_lent(lent);
         level
     }
 
@@ -391,6 +421,18 @@ impl WaterLevel {
     #[inline]
     pub fn rest(&self, thresh: u64) -> u64 {
         u64::try_from(u128::from(thresh).saturating_sub(self.committed(thresh))).unwrap_or(0)
+    }
+
+    /// `R_B(T)`: what the uncapped bdis share, `R(T)` less the pages the
+    /// lenders hold.
+    #[inline]
+    pub fn borrowers_rest(&self, thresh: u64) -> u64 {
+        self.rest(thresh).saturating_sub(self.lent)
+    }
+
+    /// `Lend`: the pages the lenders hold.
+    pub fn lent(&self) -> u64 {
+        self.lent
     }
 
     /// `S`: the live sum of uncapped bdis' counts.
@@ -418,6 +460,87 @@ impl WaterLevel {
         }
     }
 
+    /// `Lend`'s completion path of an uncapped bdi:
+    /// [`add_uncapped`](Self::add_uncapped), and while lenders hold pages,
+    /// keeps the uncapped bdi nearest to its room.
+    #[inline]
+    pub fn add_uncapped_lending(&mut self, b: &Bdi, x: u64, nr: u64) {
+        self.add_uncapped(b, x, nr);
+        if self.lent > 0 {
+            self.note_uncapped(b, x);
+        }
+    }
+
+    /// Sets the lenders' pages and what follows from them: `R_B(t0)` and
+    /// the query's pages.
+    fn set_lent(&mut self, lent: u64) {
+        self.lent = lent;
+        self.rest0 = self.rest(self.t0).saturating_sub(lent);
+        self.rest0_query = (self.committed0 <= u128::from(self.t0)).then_some(self.rest0);
+        self.query_pages = self.committed.pages.saturating_add(lent);
+    }
+
+    /// Keeps `(cap_x, cap_room)` the uncapped bdi with the largest
+    /// `x / room`, given uncapped `b` with weight `x`.
+    #[inline]
+    fn note_uncapped(&mut self, b: &Bdi, x: u64) {
+        if x > 0
+            && (self.cap_x == 0
+                || (x as u128) * (self.cap_room as u128) > (self.cap_x as u128) * (b.room as u128))
+        {
+            (self.cap_x, self.cap_room) = (x, b.room);
+        }
+    }
+
+    /// `Lend`: a lender that held `old` pages now holds `new`. O(1): the
+    /// uncapped bdis' pool `R_B` follows at once. The capped set is marked
+    /// out of date when it may have changed: on any growth of `lent` (a
+    /// capped bdi may fall below its room; rare, since a bdi dirties pages
+    /// only while it is active), and on a fall that lets the uncapped bdi
+    /// nearest to its room reach it, or that leaves pool beside waiting
+    /// `newcomers` with every bdi that has completions capped.
+    #[inline]
+    pub fn lender_held(&mut self, old: u64, new: u64, newcomers: bool) {
+        self.set_lent(self.lent.saturating_sub(old).saturating_add(new));
+        if self.stale || new == old {
+            return;
+        }
+        let r = self.rest0 as u128;
+        let s = self.uncapped_events as u128;
+        self.stale = new > old
+            || if s == 0 {
+                newcomers && r > 0
+            } else {
+                r * (self.cap_x as u128) >= (self.cap_room as u128) * s
+            };
+    }
+
+    /// `Lend`: a lender holding `held` pages keeps them, as far as `R(T)`
+    /// covers what all lenders hold (else in proportion, rounded down), so
+    /// that the lenders together never get more than `R(T)`. O(1).
+    #[inline]
+    pub fn lender_allocation(&self, held: u64, thresh: u64) -> u64 {
+        // R_B(T) > 0: the lenders' pages fit (the fast path's saturated
+        // sum can give 0, never more, where they do not).
+        if self.rest_for_query(thresh).is_some_and(|r| r > 0) {
+            return held;
+        }
+        self.lender_scaled(held, thresh)
+    }
+
+    /// [`lender_allocation`](Self::lender_allocation) where the lenders'
+    /// pages may not fit: exactly, from `R(T)`.
+    #[cold]
+    #[inline(never)]
+    fn lender_scaled(&self, held: u64, thresh: u64) -> u64 {
+        let r = self.rest(thresh);
+        if self.lent <= r {
+            held
+        } else {
+            mul_div(held, r, self.lent)
+        }
+    }
+
     /// Whether a bdi has outgrown its room since the last recompute.
     pub fn stale(&self) -> bool {
         self.stale
@@ -428,11 +551,13 @@ impl WaterLevel {
         self.stale = true;
     }
 
-    /// `R(T)` for the query: `None` when floors and caps commit more than
-    /// `T` (see [`allocation`](Self::allocation)). At the recompute's
-    /// threshold it is stored; elsewhere `T·ppm` almost always fits in 64
-    /// bits, and then `R(T) = T − ⌊T·ppm / 10^6⌋ − pages` is two checked
-    /// subtractions, exactly what [`rest`](Self::rest) gives.
+    /// `R_B(T)` for the query: `None` when floors, caps and the lenders'
+    /// pages commit more than `T` (see [`allocation`](Self::allocation)).
+    /// At the recompute's threshold it is stored; elsewhere `T·ppm` almost
+    /// always fits in 64 bits, and then `R_B(T) = T − ⌊T·ppm / 10^6⌋ −
+    /// (pages + lent)` is two checked subtractions, exactly what
+    /// [`borrowers_rest`](Self::borrowers_rest) gives where that is
+    /// positive.
     #[inline]
     fn rest_for_query(&self, thresh: u64) -> Option<u64> {
         if thresh == self.t0 {
@@ -444,14 +569,14 @@ impl WaterLevel {
         };
         thresh
             .checked_sub(p / u64::from(RATIO_FINE_MAX))?
-            .checked_sub(self.committed.pages)
+            .checked_sub(self.query_pages)
     }
 
     /// [`rest_for_query`](Self::rest_for_query) when `T·ppm` needs 128 bits.
     #[cold]
     #[inline(never)]
     fn rest_wide(&self, thresh: u64) -> Option<u64> {
-        let c = self.committed.resolve_wide(thresh);
+        let c = self.committed.resolve_wide(thresh) + u128::from(self.lent);
         u64::try_from(u128::from(thresh).checked_sub(c)?).ok()
     }
 
@@ -476,11 +601,21 @@ impl WaterLevel {
         floor.saturating_add(share.min(max.saturating_sub(floor)))
     }
 
-    /// Over-committed (`R = 0`): everything committed is scaled down by
-    /// `T / committed(T)`, and an uncapped bdi gets its scaled floor.
+    /// `R_B(T) = 0`. Where floors and caps fit in `T` and only the lenders'
+    /// pages leave nothing to share, an uncapped bdi gets its floor and a
+    /// capped one its cap. Over-committed (`R = 0`): everything committed
+    /// is scaled down by `T / committed(T)`, and an uncapped bdi gets its
+    /// scaled floor.
     #[cold]
     #[inline(never)]
     fn over_committed(&self, b: &Bdi, thresh: u64, floor: u64, max: u64) -> u64 {
+        if self.committed(thresh) <= u128::from(thresh) {
+            return if b.capped && !b.capped_at_min {
+                max
+            } else {
+                floor
+            };
+        }
         let mine = if b.capped && !b.capped_at_min {
             max
         } else {
@@ -557,15 +692,18 @@ mod tests {
         fn query_rest_at_a_moved_t_is_exact(
             ppm in prop_oneof![0u64..=1_000_000, 0u64..=20_000_000_000, any::<u64>()],
             pages in prop_oneof![0u64..1_000_000, any::<u64>()],
+            lent in prop_oneof![Just(0u64), 0u64..1_000_000, any::<u64>()],
             thresh in prop_oneof![0u64..10_000_000, any::<u64>()],
         ) {
-            let level = WaterLevel {
+            prop_assume!(pages.checked_add(lent).is_some());
+            let mut level = WaterLevel {
                 committed: LimitSum { ppm, pages },
                 t0: thresh.wrapping_add(1),
                 ..WaterLevel::default()
             };
-            let committed = level.committed.resolve_wide(thresh);
-            let want = (committed <= u128::from(thresh)).then(|| level.rest(thresh));
+            level.set_lent(lent);
+            let committed = level.committed.resolve_wide(thresh) + u128::from(lent);
+            let want = (committed <= u128::from(thresh)).then(|| level.borrowers_rest(thresh));
             prop_assert_eq!(level.rest_for_query(thresh), want);
         }
     }

@@ -1,14 +1,16 @@
 //! Property tests of the `Lend` policy (`dirtylimit::lending`): the
 //! allocation (before the idle-device floor, so queries use `dirty = T`) is
-//! the water-filling among the active bdis, idle bdis hold nothing, an owner
-//! that becomes active has its floor at the next tick, and with every bdi
-//! active the result is `Redistribute`'s for the same recorded completions.
+//! the water-filling among the active bdis of what the idle bdis do not
+//! hold, an idle bdi keeps the pages it holds (within its cap, and within
+//! what the active bdis' floors and caps leave), an owner that becomes
+//! active has its floor at the next tick, and with every bdi active the
+//! result is `Redistribute`'s for the same recorded completions.
 
 mod core_common;
 
 use core_common::{count, ppm};
 
-use dirtylimit::{Bdi, BdiId, Domain, DomainConfig, Policy, RATIO_FINE_MAX};
+use dirtylimit::{Bdi, BdiId, DirtyLimits, Domain, DomainConfig, Policy, RATIO_FINE_MAX};
 use proptest::prelude::*;
 
 const LEN: u64 = 3000;
@@ -21,6 +23,20 @@ struct Dev {
     active: bool,
     /// Completions in the first and the second batch.
     x: (u64, u64),
+    /// Pages held (dirty and under writeback) when the active set is
+    /// decided, and later.
+    held: (u64, u64),
+}
+
+/// Pages a bdi holds: none, few, many, anything.
+fn held() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        0u64..1000,
+        0u64..1_000_000,
+        0u64..=u64::from(u32::MAX),
+        any::<u64>()
+    ]
 }
 
 fn dev() -> impl Strategy<Value = Dev> {
@@ -30,13 +46,15 @@ fn dev() -> impl Strategy<Value = Dev> {
         any::<bool>(),
         prop::bool::weighted(0.7),
         (count(), count()),
+        (held(), held()),
     )
-        .prop_map(|(a, b, strict, active, x)| Dev {
+        .prop_map(|(a, b, strict, active, x, held)| Dev {
             min: a.min(b) / 3,
             max: a.max(b),
             strict,
             active,
             x,
+            held,
         })
 }
 
@@ -93,6 +111,7 @@ fn build<'a>(
         if dv.active {
             d.note_active(id);
         }
+        d.note_held(id, dv.held.0);
     }
     d.tick(gap * LEN);
     (d, ids, rec)
@@ -141,32 +160,119 @@ fn floor_cap(d: &Domain, id: BdiId, t: u64) -> (u64, u64) {
     (b.min().resolve(t), b.max().resolve(t))
 }
 
+/// The bounds of `lending_bounds` on `d` at `t`, the active set `active`:
+/// Σ wb_thresh ≤ T; floor ≤ wb_thresh ≤ cap for an active bdi; an idle bdi
+/// at most the pages it holds and its cap, exactly that when the lenders'
+/// pages fit beside the active bdis' floors and caps. With `settled` (a
+/// tick has passed since the last report): nothing unallocated (beyond
+/// rounding, < 1 page per bdi) while an active bdi is below its cap, where
+/// the pages a lender holds count as allocated to it.
+fn check_bounds(
+    d: &Domain,
+    ids: &[BdiId],
+    active: &[bool],
+    t: u64,
+    settled: bool,
+) -> Result<(), TestCaseError> {
+    let thr = thresholds(d, ids, t);
+    let total: u128 = thr.iter().map(|&w| u128::from(w)).sum();
+    prop_assert!(total <= u128::from(t), "Σ {} > T {}", total, t);
+    let (mut lent, mut committed_at_most) = (0u128, 0u128);
+    for (i, &id) in ids.iter().enumerate() {
+        let (floor, cap) = floor_cap(d, id, t);
+        if active[i] {
+            committed_at_most += u128::from(floor.max(cap));
+        } else {
+            lent += u128::from(d.bdi(id).unwrap().held());
+        }
+    }
+    let fits = lent + committed_at_most <= u128::from(t);
+    let (mut active_below_cap, mut allocated) = (false, 0u128);
+    for (i, &id) in ids.iter().enumerate() {
+        let (floor, cap) = floor_cap(d, id, t);
+        prop_assert_eq!(d.is_active(id), active[i]);
+        if active[i] {
+            prop_assert!(
+                floor <= thr[i] && thr[i] <= cap,
+                "bdi {}: {} not in [{}, {}]",
+                i,
+                thr[i],
+                floor,
+                cap
+            );
+            active_below_cap |= thr[i] < cap;
+            allocated += u128::from(thr[i]);
+        } else {
+            let held = d.bdi(id).unwrap().held();
+            let keeps = held.min(cap.max(floor));
+            prop_assert!(
+                thr[i] <= keeps,
+                "idle bdi {}: {} above min(held, cap) {}",
+                i,
+                thr[i],
+                keeps
+            );
+            if fits {
+                prop_assert_eq!(thr[i], keeps, "idle bdi {} does not keep its pages", i);
+            }
+            allocated += u128::from(held);
+        }
+    }
+    if settled && active_below_cap {
+        let unallocated = u128::from(t).saturating_sub(allocated);
+        prop_assert!(
+            unallocated <= ids.len() as u128,
+            "unallocated {} > n = {}",
+            unallocated,
+            ids.len()
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(core_common::cases())]
 
-    /// Σ wb_thresh ≤ T; floor ≤ wb_thresh ≤ cap for active bdis and 0 for
-    /// idle ones; nothing left over (beyond rounding, < 1 page per bdi)
-    /// while an active bdi is below its cap.
+    /// The bounds of [`check_bounds`] after the active set is decided; then
+    /// at once after the pages held change (no tick: Σ ≤ T and the
+    /// per-bdi bounds hold at any time); then after the next tick.
     #[test]
     fn lending_bounds(devs in prop::collection::vec(dev(), 1..12), t in thresh(), gap in 0u64..5) {
         let mut slots = vec![Bdi::EMPTY; devs.len()];
-        let (d, ids, _) = build(&mut slots, &devs, t, gap);
-        let thr = thresholds(&d, &ids, t);
-        let total: u64 = thr.iter().sum();
-        prop_assert!(total <= t, "Σ {} > T {}", total, t);
-        let mut active_below_cap = false;
-        for (i, &id) in ids.iter().enumerate() {
-            let (floor, cap) = floor_cap(&d, id, t);
-            prop_assert_eq!(d.is_active(id), devs[i].active);
-            if devs[i].active {
-                prop_assert!(floor <= thr[i] && thr[i] <= cap, "bdi {}: {} not in [{}, {}]", i, thr[i], floor, cap);
-                active_below_cap |= thr[i] < cap;
-            } else {
-                prop_assert_eq!(thr[i], 0, "idle bdi {} holds {}", i, thr[i]);
+        let (mut d, ids, _) = build(&mut slots, &devs, t, gap);
+        let active: Vec<bool> = devs.iter().map(|dv| dv.active).collect();
+        check_bounds(&d, &ids, &active, t, true)?;
+        for (dv, &id) in devs.iter().zip(&ids) {
+            d.note_held(id, dv.held.1);
+        }
+        check_bounds(&d, &ids, &active, t, false)?;
+        for (dv, &id) in devs.iter().zip(&ids) {
+            if dv.active {
+                d.note_active(id);
             }
         }
-        if active_below_cap {
-            prop_assert!(t - total <= ids.len() as u64, "unallocated {} > n = {}", t - total, ids.len());
+        d.tick(gap * LEN);
+        check_bounds(&d, &ids, &active, t, true)?;
+    }
+
+    /// A lender's `wb_bg_thresh` is its threshold at `bg_thresh` (what the
+    /// kernel's `wb_over_bg_thresh()` computes), not its `wb_thresh` scaled
+    /// by `bg_thresh / thresh`; an active bdi's is the scaled one.
+    #[test]
+    fn lender_background_threshold_is_its_threshold_at_bg(devs in prop::collection::vec(dev(), 1..12),
+                                                          t in thresh(), bg in any::<prop::sample::Index>()) {
+        let mut slots = vec![Bdi::EMPTY; devs.len()];
+        let (d, ids, _) = build(&mut slots, &devs, t, 0);
+        let lim = DirtyLimits { thresh: t, bg_thresh: bg.index(t as usize + 1) as u64, ..DirtyLimits::default() };
+        for (i, &id) in ids.iter().enumerate() {
+            let l = d.wb_limits(id, &lim, t);
+            prop_assert_eq!(l.wb_thresh, d.wb_thresh(id, t, t));
+            let want = if devs[i].active {
+                (u128::from(l.wb_thresh) * u128::from(lim.bg_thresh) / u128::from(t)) as u64
+            } else {
+                d.wb_thresh(id, lim.bg_thresh, t)
+            };
+            prop_assert_eq!(l.wb_bg_thresh, want, "bdi {}", i);
         }
     }
 
@@ -259,20 +365,38 @@ proptest! {
     /// Between recomputes the completion path and the activity reports keep
     /// the level up to date: after every `tick`, the thresholds equal those
     /// of a full recompute on the same inputs and the same active set.
+    /// With `keep`, the bdis active at the start are reported at every step
+    /// and time moves in small steps, so that most ticks do not recompute
+    /// and the level is kept by the O(1) paths alone (completions, pages
+    /// held).
     #[test]
     fn tick_keeps_the_lending_level_exact(devs in prop::collection::vec(dev(), 1..8), t in thresh(),
+                                          keep in any::<bool>(),
                                           stream in prop::collection::vec(
-                                              (any::<prop::sample::Index>(), count(), 0u64..2 * LEN, any::<bool>()), 1..30)) {
+                                              (any::<prop::sample::Index>(), count(), 0u64..2 * LEN, any::<bool>(),
+                                               prop::option::of(held())), 1..30)) {
         let (mut s1, mut s2) = (vec![Bdi::EMPTY; devs.len()], vec![Bdi::EMPTY; devs.len()]);
         let (mut a, ids, _) = build(&mut s1, &devs, t, 0);
         let (mut b, _, _) = build(&mut s2, &devs, t, 0);
         let mut now = 0;
-        for (pick, nr, dt, report) in stream {
+        for (pick, nr, dt, report, held) in stream {
             let id = ids[pick.index(ids.len())];
-            now += dt;
+            now += if keep { dt / 64 } else { dt };
+            if keep {
+                for (dv, &i) in devs.iter().zip(&ids) {
+                    if dv.active {
+                        a.note_active(i);
+                        b.note_active(i);
+                    }
+                }
+            }
             if report {
                 a.note_active(id);
                 b.note_active(id);
+            }
+            if let Some(h) = held {
+                a.note_held(id, h);
+                b.note_held(id, h);
             }
             a.writeout_inc(id, nr, now);
             b.writeout_inc(id, nr, now);
@@ -384,4 +508,44 @@ fn capped_bdi_that_stops_leaves_its_cap_at_once() {
     d.note_active(fuse);
     d.tick(1);
     assert!(d.wb_thresh(fuse, t, t) < 976);
+}
+
+#[test]
+fn lender_keeps_the_pages_it_holds_and_lends_the_rest() {
+    let mut slots = [Bdi::EMPTY; 2];
+    let mut d = Domain::new(&mut slots, config(Policy::Lend));
+    let (a, b) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
+    let t = 100_000;
+    d.update_dirty_limit(t);
+    d.writeout_inc(a, 50_000, 0);
+    d.writeout_inc(b, 50_000, 0);
+    d.note_active(a);
+    d.note_active(b);
+    d.tick(0);
+    assert_eq!(d.wb_thresh(a, t, t), 50_000);
+    // a's writer stops with 30,000 pages dirty: a lends the rest.
+    d.note_held(a, 30_000);
+    d.note_active(b);
+    d.tick(10);
+    d.note_active(b);
+    d.tick(20);
+    assert!(!d.is_active(a));
+    assert_eq!(d.wb_thresh(a, t, t), 30_000);
+    assert_eq!(d.wb_thresh(b, t, t), 70_000);
+    // Background writeback is not due for the pages it keeps: its
+    // wb_bg_thresh is its threshold at bg_thresh.
+    let lim = DirtyLimits {
+        avail: 4 * t,
+        thresh: t,
+        bg_thresh: t / 2,
+    };
+    assert_eq!(d.wb_limits(a, &lim, t).wb_bg_thresh, 30_000);
+    assert_eq!(d.wb_limits(b, &lim, t).wb_bg_thresh, 35_000);
+    // a's pages are written back: b has them at once, before any tick.
+    d.note_held(a, 10_000);
+    assert_eq!(d.wb_thresh(a, t, t), 10_000);
+    assert_eq!(d.wb_thresh(b, t, t), 90_000);
+    // At half the threshold a keeps what it holds; b has the rest.
+    assert_eq!(d.wb_thresh(a, t / 2, t / 2), 10_000);
+    assert_eq!(d.wb_thresh(b, t / 2, t / 2), 40_000);
 }

@@ -858,11 +858,14 @@ impl<'s, 'a> Sim<'s, 'a> {
             any_throttled |= w.throttled;
         }
         // Activity for the Lend policy: a writer dirtying or in
-        // balance_dirty_pages(), or writeback in progress.
+        // balance_dirty_pages(); and the pages each device holds (dirty,
+        // under writeback, or granted in this step), which a lender keeps.
         for d in &self.devices {
-            if d.writing || d.writeback > 0 {
+            if d.writing {
                 self.dom.note_active(BdiId(d.id));
             }
+            self.dom
+                .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
         }
         (step_dirtied, any_throttled)
     }

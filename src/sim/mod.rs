@@ -5,16 +5,18 @@
 //! and limited per device by the core's [`Domain`](crate::domain::Domain),
 //! which the simulator calls unchanged: [`Domain::wb_limits`] for `wb_thresh`
 //! and `wb_bg_thresh`, [`Domain::writeout_inc`] for every completion,
-//! [`Domain::tick`] for the period clock and [`Domain::note_active`] for a
-//! bdi whose writer dirtied pages or was throttled in the step, or that has
-//! pages under writeback (the `Lend` policy's input; docs/lending.md says
-//! why these). Each scenario runs under all four
+//! [`Domain::tick`] for the period clock, [`Domain::note_active`] for a
+//! bdi whose writer dirtied pages, was throttled or slept in a pause in the
+//! step, and [`Domain::note_held`] with every bdi's dirty and writeback
+//! pages (the `Lend` policy's inputs; docs/lending.md says why these). Each
+//! scenario runs under all four
 //! [`Policy`](crate::policy::Policy) values from the same inputs.
 //!
 //! [`Domain::wb_limits`]: crate::domain::Domain::wb_limits
 //! [`Domain::writeout_inc`]: crate::domain::Domain::writeout_inc
 //! [`Domain::tick`]: crate::domain::Domain::tick
 //! [`Domain::note_active`]: crate::domain::Domain::note_active
+//! [`Domain::note_held`]: crate::domain::Domain::note_held
 //!
 //! # Scenario files
 //!
