@@ -558,6 +558,10 @@ pub struct Sim<'s, 'a> {
     dirty_limit: u64,
     now: u64,
     steps_done: u64,
+    /// The run's length in steps ([`Scenario::steps`], kept: no division per step).
+    steps: u64,
+    /// Steps until the next recording (every `sample_ms / step_ms` steps).
+    until_sample: u64,
     next_event: usize,
     devices: Vec<Device>,
     writers: Vec<Writer>,
@@ -630,6 +634,8 @@ impl<'s, 'a> Sim<'s, 'a> {
             dirty_limit: lim.thresh,
             now: 0,
             steps_done: 0,
+            steps: sc.steps(),
+            until_sample: 0,
             next_event: 0,
             devices,
             writers,
@@ -652,7 +658,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Whether the run has reached its duration.
     pub fn done(&self) -> bool {
-        self.steps_done >= self.sc.steps()
+        self.steps_done >= self.steps
     }
 
     /// The global limits.
@@ -745,10 +751,13 @@ impl<'s, 'a> Sim<'s, 'a> {
             self.unused_acc += u128::from(unused) * u128::from(dt);
             self.throttled_ms += dt;
         }
-        // Recording of the state at t (limits of t, counts of t).
-        if t % self.sc.sample_ms == 0 {
+        // Recording of the state at t (limits of t, counts of t), when
+        // t % sample_ms == 0.
+        if self.until_sample == 0 {
             self.record(t, sum_wb_thresh, any_throttled);
+            self.until_sample = (self.sc.sample_ms / dt).max(1);
         }
+        self.until_sample -= 1;
         let t_end = t + dt;
         self.complete_and_flush(t_end);
         self.settle_dirtied(t, step_dirtied);

@@ -43,6 +43,7 @@ fn polynom_den(setpoint: u64, limit: u64) -> i64 {
 }
 
 /// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
+#[inline(always)]
 fn polynom_at(setpoint: u64, den: i64, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
@@ -227,11 +228,19 @@ impl PosControl {
             if wb_dirty >= 8 && (wb_dirty >= self.wb_thresh || self.wb_degenerate) {
                 return 0;
             }
-            let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
             if wb_dirty < 8 {
+                let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
                 return (pos_ratio * 2).min(2 << RATELIMIT_CALC_SHIFT);
             }
             let wb_pos_ratio = polynom_at(self.wb_setpoint, self.wb_den, wb_dirty);
+            // A cubic is at least 1.0 at or below its setpoint and at most
+            // 1.0 at or above it, so a throttled wb (above its setpoint) in
+            // a domain at or below the global setpoint takes its own ratio:
+            // the global cubic's division is skipped, not its result.
+            if wb_dirty >= self.wb_setpoint && dirty <= self.setpoint {
+                return wb_pos_ratio;
+            }
+            let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
             return pos_ratio.min(wb_pos_ratio);
         }
         let mut pos_ratio = polynom_at(self.setpoint, self.den, dirty);
