@@ -592,6 +592,58 @@ mod tests {
     }
 
     #[test]
+    fn strictlimit_ratio_is_the_smaller_cubic() {
+        // wb_position_ratio()'s strictlimit branch, spelled out, against the
+        // prepared control (which skips the global cubic when it cannot be
+        // the smaller one), on both sides of both setpoints.
+        let (thresh, bg_thresh, dirty_limit) = (100_000u64, 50_000, 110_000);
+        let (wb_thresh, wb_bg_thresh) = (1000u64, 400);
+        let limit = dirty_limit;
+        let setpoint = (dirty_freerun_ceiling(thresh, bg_thresh) + limit) / 2;
+        let wb_setpoint = dirty_freerun_ceiling(wb_thresh, wb_bg_thresh);
+        let mut seen_skip = (false, false);
+        for dirty in (0..limit)
+            .step_by(997)
+            .chain([setpoint - 1, setpoint, setpoint + 1])
+        {
+            for wb_dirty in (0..wb_thresh)
+                .step_by(7)
+                .chain([wb_setpoint, wb_setpoint + 1])
+            {
+                let d = Dtc {
+                    thresh,
+                    bg_thresh,
+                    dirty_limit,
+                    dirty,
+                    wb_thresh,
+                    wb_bg_thresh,
+                    wb_dirty,
+                    write_bw: 1000,
+                    strict_limit: true,
+                };
+                let global = pos_ratio_polynom(setpoint, dirty, limit);
+                let want = if wb_dirty < 8 {
+                    (global * 2).min(2 * POS_RATIO_ONE)
+                } else {
+                    global.min(pos_ratio_polynom(wb_setpoint, wb_dirty, wb_thresh))
+                };
+                assert_eq!(
+                    d.position_ratio(),
+                    want,
+                    "dirty {dirty}, wb_dirty {wb_dirty}"
+                );
+                let skip = wb_dirty >= 8 && wb_dirty >= wb_setpoint && dirty <= setpoint;
+                if skip {
+                    seen_skip.0 = true;
+                } else if wb_dirty >= 8 {
+                    seen_skip.1 = true;
+                }
+            }
+        }
+        assert_eq!(seen_skip, (true, true));
+    }
+
+    #[test]
     fn dirty_limit_follows_up_at_once_and_down_slowly() {
         assert_eq!(update_dirty_limit(100, 200, 0), 200);
         assert_eq!(update_dirty_limit(200 + 320, 200, 0), 200 + 310);
