@@ -81,8 +81,9 @@ struct Device {
     wb_thresh: u64,
     wb_bg_thresh: u64,
     strict: bool,
-    /// Running writers on this device in the current step.
-    n_writers: u32,
+    /// `ctl` and `pause_target` are set for the current step (by its first
+    /// running writer).
+    ctl_ready: bool,
     /// A writer on this device was throttled in the current step.
     throttled: bool,
     /// A writer on this device dirtied pages in the current step or was in
@@ -91,7 +92,8 @@ struct Device {
     /// `dirty_ratelimit` and its estimator.
     ratelimit: RateLimit,
     /// The position control of the current step (thresholds, limits and
-    /// bandwidth are fixed through phase 4); set for devices with writers.
+    /// bandwidth are fixed through phase 4); set by the step's first
+    /// running writer on the device.
     ctl: PosControl,
     /// `wb_min_pause()`'s first half for the last `max_pause` seen in the
     /// current step (its other inputs are fixed through phase 4).
@@ -558,6 +560,10 @@ pub struct Sim<'s, 'a> {
     dirty_limit: u64,
     now: u64,
     steps_done: u64,
+    /// The run's length in steps ([`Scenario::steps`], kept: no division per step).
+    steps: u64,
+    /// Steps until the next recording (every `sample_ms / step_ms` steps).
+    until_sample: u64,
     next_event: usize,
     devices: Vec<Device>,
     writers: Vec<Writer>,
@@ -630,6 +636,8 @@ impl<'s, 'a> Sim<'s, 'a> {
             dirty_limit: lim.thresh,
             now: 0,
             steps_done: 0,
+            steps: sc.steps(),
+            until_sample: 0,
             next_event: 0,
             devices,
             writers,
@@ -652,7 +660,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Whether the run has reached its duration.
     pub fn done(&self) -> bool {
-        self.steps_done >= self.sc.steps()
+        self.steps_done >= self.steps
     }
 
     /// The global limits.
@@ -745,10 +753,13 @@ impl<'s, 'a> Sim<'s, 'a> {
             self.unused_acc += u128::from(unused) * u128::from(dt);
             self.throttled_ms += dt;
         }
-        // Recording of the state at t (limits of t, counts of t).
-        if t % self.sc.sample_ms == 0 {
+        // Recording of the state at t (limits of t, counts of t), when
+        // t % sample_ms == 0.
+        if self.until_sample == 0 {
             self.record(t, sum_wb_thresh, any_throttled);
+            self.until_sample = (self.sc.sample_ms / dt).max(1);
         }
+        self.until_sample -= 1;
         let t_end = t + dt;
         self.complete_and_flush(t_end);
         self.settle_dirtied(t, step_dirtied);
@@ -813,7 +824,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             d.wb_thresh = l.wb_thresh;
             d.wb_bg_thresh = l.wb_bg_thresh;
             sum_wb_thresh = sum_wb_thresh.saturating_add(l.wb_thresh);
-            d.n_writers = 0;
+            d.ctl_ready = false;
             d.throttled = false;
             d.writing = false;
         }
@@ -825,21 +836,12 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// and see the pages granted before them in this step. Returns the pages
     /// granted and whether any writer was throttled.
     fn balance_dirty_pages(&mut self, t: u64) -> (u64, bool) {
-        for w in self.writers.iter() {
-            if w.running(t) {
-                self.devices[w.dev].n_writers += 1;
-            }
-        }
         let mut global = GlobalView {
             thresh: self.lim.thresh,
             bg_thresh: self.lim.bg_thresh,
             hard_limit: self.hard_limit(),
             dirty: self.global_dirty(),
         };
-        for d in self.devices.iter_mut().filter(|d| d.n_writers > 0) {
-            d.ctl = PosControl::new(&dtc(d, &global));
-            d.pause_target = None;
-        }
         let (t0, t1) = (t * 1000, (t + self.sc.step_ms) * 1000);
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
@@ -850,6 +852,14 @@ impl<'s, 'a> Sim<'s, 'a> {
                 continue;
             }
             let d = &mut self.devices[w.dev];
+            if !d.ctl_ready {
+                // What the control reads (limits, thresholds, bandwidth
+                // estimate) is fixed through this phase; the dirty counts
+                // granted by the writers before are not read.
+                d.ctl = PosControl::new(&dtc(d, &global));
+                d.pause_target = None;
+                d.ctl_ready = true;
+            }
             let pages = w.run(d, &mut global, t0, t1);
             // A pause that ends after t0 was slept (at least partly) in
             // this step.

@@ -43,6 +43,7 @@ fn polynom_den(setpoint: u64, limit: u64) -> i64 {
 }
 
 /// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
+#[inline(always)]
 fn polynom_at(setpoint: u64, den: i64, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
@@ -227,11 +228,19 @@ impl PosControl {
             if wb_dirty >= 8 && (wb_dirty >= self.wb_thresh || self.wb_degenerate) {
                 return 0;
             }
-            let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
             if wb_dirty < 8 {
+                let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
                 return (pos_ratio * 2).min(2 << RATELIMIT_CALC_SHIFT);
             }
             let wb_pos_ratio = polynom_at(self.wb_setpoint, self.wb_den, wb_dirty);
+            // A cubic is at least 1.0 at or below its setpoint and at most
+            // 1.0 at or above it, so a throttled wb (above its setpoint) in
+            // a domain at or below the global setpoint takes its own ratio:
+            // the global cubic's division is skipped, not its result.
+            if wb_dirty >= self.wb_setpoint && dirty <= self.setpoint {
+                return wb_pos_ratio;
+            }
+            let pos_ratio = polynom_at(self.setpoint, self.den, dirty);
             return pos_ratio.min(wb_pos_ratio);
         }
         let mut pos_ratio = polynom_at(self.setpoint, self.den, dirty);
@@ -580,6 +589,58 @@ mod tests {
         assert_eq!(d.position_ratio(), POS_RATIO_ONE);
         let d = Dtc { wb_dirty: 700, ..d };
         assert!(d.freerun());
+    }
+
+    #[test]
+    fn strictlimit_ratio_is_the_smaller_cubic() {
+        // wb_position_ratio()'s strictlimit branch, spelled out, against the
+        // prepared control (which skips the global cubic when it cannot be
+        // the smaller one), on both sides of both setpoints.
+        let (thresh, bg_thresh, dirty_limit) = (100_000u64, 50_000, 110_000);
+        let (wb_thresh, wb_bg_thresh) = (1000u64, 400);
+        let limit = dirty_limit;
+        let setpoint = (dirty_freerun_ceiling(thresh, bg_thresh) + limit) / 2;
+        let wb_setpoint = dirty_freerun_ceiling(wb_thresh, wb_bg_thresh);
+        let mut seen_skip = (false, false);
+        for dirty in (0..limit)
+            .step_by(997)
+            .chain([setpoint - 1, setpoint, setpoint + 1])
+        {
+            for wb_dirty in (0..wb_thresh)
+                .step_by(7)
+                .chain([wb_setpoint, wb_setpoint + 1])
+            {
+                let d = Dtc {
+                    thresh,
+                    bg_thresh,
+                    dirty_limit,
+                    dirty,
+                    wb_thresh,
+                    wb_bg_thresh,
+                    wb_dirty,
+                    write_bw: 1000,
+                    strict_limit: true,
+                };
+                let global = pos_ratio_polynom(setpoint, dirty, limit);
+                let want = if wb_dirty < 8 {
+                    (global * 2).min(2 * POS_RATIO_ONE)
+                } else {
+                    global.min(pos_ratio_polynom(wb_setpoint, wb_dirty, wb_thresh))
+                };
+                assert_eq!(
+                    d.position_ratio(),
+                    want,
+                    "dirty {dirty}, wb_dirty {wb_dirty}"
+                );
+                let skip = wb_dirty >= 8 && wb_dirty >= wb_setpoint && dirty <= setpoint;
+                if skip {
+                    seen_skip.0 = true;
+                } else if wb_dirty >= 8 {
+                    seen_skip.1 = true;
+                }
+            }
+        }
+        assert_eq!(seen_skip, (true, true));
     }
 
     #[test]
