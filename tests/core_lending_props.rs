@@ -408,144 +408,146 @@ proptest! {
     }
 }
 
+/// `T` of the two-bdi examples.
+const T: u64 = 100_000;
+
+/// Runs `f` on a `Lend` domain of two bdis whose dirty limit is `T`.
+fn two_bdis(f: impl FnOnce(&mut Domain<'_>, BdiId, BdiId)) {
+    let mut slots = [Bdi::EMPTY; 2];
+    let mut d = Domain::new(&mut slots, config(Policy::Lend));
+    let (a, b) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
+    d.update_dirty_limit(T);
+    f(&mut d, a, b);
+}
+
 /// The four wasted allocations of the module doc, each in one small domain.
 #[test]
 fn idle_floor_owner_lends_and_gets_it_back() {
-    let mut slots = [Bdi::EMPTY; 2];
-    let mut d = Domain::new(&mut slots, config(Policy::Lend));
-    let (ssd, archive) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
-    d.set_min_ratio(archive, 30).unwrap();
-    let t = 100_000;
-    d.update_dirty_limit(t);
-    d.writeout_inc(ssd, 1000, 0);
-    d.note_active(ssd);
-    d.tick(0);
-    // The idle archive disk lends its 30%: the writer gets all of T.
-    assert_eq!(d.wb_thresh(ssd, t, t), t);
-    assert_eq!(d.wb_thresh(archive, t, t), 0);
-    // It starts dirtying: its floor is back at the next tick.
-    d.note_active(archive);
-    d.note_active(ssd);
-    assert_eq!(d.wb_thresh(archive, t, t), 0, "not before the tick");
-    d.tick(1);
-    assert_eq!(d.wb_thresh(archive, t, t), 30_000);
-    assert_eq!(d.wb_thresh(ssd, t, t), 70_000);
-    // Neither is reported during the next interval: both lend again.
-    d.tick(2);
-    d.tick(3);
-    assert_eq!(d.wb_thresh(archive, t, t) + d.wb_thresh(ssd, t, t), 0);
+    two_bdis(|d, ssd, archive| {
+        d.set_min_ratio(archive, 30).unwrap();
+        let t = T;
+        d.writeout_inc(ssd, 1000, 0);
+        d.note_active(ssd);
+        d.tick(0);
+        // The idle archive disk lends its 30%: the writer gets all of T.
+        assert_eq!(d.wb_thresh(ssd, t, t), t);
+        assert_eq!(d.wb_thresh(archive, t, t), 0);
+        // It starts dirtying: its floor is back at the next tick.
+        d.note_active(archive);
+        d.note_active(ssd);
+        assert_eq!(d.wb_thresh(archive, t, t), 0, "not before the tick");
+        d.tick(1);
+        assert_eq!(d.wb_thresh(archive, t, t), 30_000);
+        assert_eq!(d.wb_thresh(ssd, t, t), 70_000);
+        // Neither is reported during the next interval: both lend again.
+        d.tick(2);
+        d.tick(3);
+        assert_eq!(d.wb_thresh(archive, t, t) + d.wb_thresh(ssd, t, t), 0);
+    });
 }
 
 #[test]
 fn newcomer_beside_a_capped_bdi_gets_the_rest() {
-    let mut slots = [Bdi::EMPTY; 2];
-    let mut d = Domain::new(&mut slots, config(Policy::Lend));
-    let (a, b) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
-    let t = 100_000;
-    d.update_dirty_limit(t);
-    d.writeout_inc(a, 10_000, 0);
-    d.set_max_ratio(a, 10).unwrap();
-    d.note_active(a);
-    d.note_active(b);
-    d.tick(0);
-    // a is capped at 10% and b has no completions: b gets the other 90%.
-    assert_eq!(d.wb_thresh(a, t, t), 10_000);
-    assert_eq!(d.wb_thresh(b, t, t), 90_000);
-    // b's first completion: weights are counts again at the next tick, and
-    // b, the only uncapped bdi with completions, still gets the rest.
-    d.writeout_inc(b, 1, 0);
-    d.note_active(a);
-    d.note_active(b);
-    d.tick(0);
-    assert_eq!(d.wb_thresh(b, t, t), 90_000);
+    two_bdis(|d, a, b| {
+        let t = T;
+        d.writeout_inc(a, 10_000, 0);
+        d.set_max_ratio(a, 10).unwrap();
+        d.note_active(a);
+        d.note_active(b);
+        d.tick(0);
+        // a is capped at 10% and b has no completions: b gets the other 90%.
+        assert_eq!(d.wb_thresh(a, t, t), 10_000);
+        assert_eq!(d.wb_thresh(b, t, t), 90_000);
+        // b's first completion: weights are counts again at the next tick, and
+        // b, the only uncapped bdi with completions, still gets the rest.
+        d.writeout_inc(b, 1, 0);
+        d.note_active(a);
+        d.note_active(b);
+        d.tick(0);
+        assert_eq!(d.wb_thresh(b, t, t), 90_000);
+    });
 }
 
 #[test]
 fn stale_fraction_of_an_idle_bdi_is_lent_to_a_newcomer() {
-    let mut slots = [Bdi::EMPTY; 2];
-    let mut d = Domain::new(&mut slots, config(Policy::Lend));
-    let (a, b) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
-    let t = 100_000;
-    d.update_dirty_limit(t);
-    d.writeout_inc(a, 50_000, 0);
-    d.note_active(a);
-    d.tick(0);
-    assert_eq!(d.wb_thresh(a, t, t), t);
-    // a stops; b starts with no completions: one tick later b has all of T.
-    d.tick(10);
-    d.note_active(b);
-    d.tick(20);
-    assert_eq!(d.wb_thresh(b, t, t), t);
-    assert_eq!(d.wb_thresh(a, t, t), 0);
+    two_bdis(|d, a, b| {
+        let t = T;
+        d.writeout_inc(a, 50_000, 0);
+        d.note_active(a);
+        d.tick(0);
+        assert_eq!(d.wb_thresh(a, t, t), t);
+        // a stops; b starts with no completions: one tick later b has all of T.
+        d.tick(10);
+        d.note_active(b);
+        d.tick(20);
+        assert_eq!(d.wb_thresh(b, t, t), t);
+        assert_eq!(d.wb_thresh(a, t, t), 0);
+    });
 }
 
 #[test]
 fn capped_bdi_that_stops_leaves_its_cap_at_once() {
-    let mut slots = [Bdi::EMPTY; 2];
-    let mut d = Domain::new(&mut slots, config(Policy::Lend));
-    let (disk, fuse) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
-    d.set_max_ratio(fuse, 1).unwrap();
-    let t = 100_000;
-    d.update_dirty_limit(t);
-    // fuse completes half the writes but only up to its 1% cap in 1/1024
-    // steps (10/1024) are counted.
-    d.writeout_inc(disk, 99_000, 0);
-    let counted = {
-        let before = d.fraction(fuse).numerator;
-        d.writeout_inc(fuse, 99_000, 0);
-        d.fraction(fuse).numerator - before
-    };
-    assert_eq!(counted, 976, "floor(99,000 · 10 / 1,014) = 976");
-    d.note_active(disk);
-    d.note_active(fuse);
-    d.tick(0);
-    // 976 / 99,976 of the pool: below its cap, the rest to the disk.
-    assert_eq!(d.wb_thresh(fuse, t, t), 976);
-    // fuse stalls (still active), disk completes: fuse is below its cap at
-    // the next tick.
-    d.writeout_inc(disk, 1_000, 1);
-    d.note_active(disk);
-    d.note_active(fuse);
-    d.tick(1);
-    assert!(d.wb_thresh(fuse, t, t) < 976);
+    two_bdis(|d, disk, fuse| {
+        d.set_max_ratio(fuse, 1).unwrap();
+        let t = T;
+        // fuse completes half the writes but only up to its 1% cap in 1/1024
+        // steps (10/1024) are counted.
+        d.writeout_inc(disk, 99_000, 0);
+        let counted = {
+            let before = d.fraction(fuse).numerator;
+            d.writeout_inc(fuse, 99_000, 0);
+            d.fraction(fuse).numerator - before
+        };
+        assert_eq!(counted, 976, "floor(99,000 · 10 / 1,014) = 976");
+        d.note_active(disk);
+        d.note_active(fuse);
+        d.tick(0);
+        // 976 / 99,976 of the pool: below its cap, the rest to the disk.
+        assert_eq!(d.wb_thresh(fuse, t, t), 976);
+        // fuse stalls (still active), disk completes: fuse is below its cap at
+        // the next tick.
+        d.writeout_inc(disk, 1_000, 1);
+        d.note_active(disk);
+        d.note_active(fuse);
+        d.tick(1);
+        assert!(d.wb_thresh(fuse, t, t) < 976);
+    });
 }
 
 #[test]
 fn lender_keeps_the_pages_it_holds_and_lends_the_rest() {
-    let mut slots = [Bdi::EMPTY; 2];
-    let mut d = Domain::new(&mut slots, config(Policy::Lend));
-    let (a, b) = (d.add_bdi().unwrap(), d.add_bdi().unwrap());
-    let t = 100_000;
-    d.update_dirty_limit(t);
-    d.writeout_inc(a, 50_000, 0);
-    d.writeout_inc(b, 50_000, 0);
-    d.note_active(a);
-    d.note_active(b);
-    d.tick(0);
-    assert_eq!(d.wb_thresh(a, t, t), 50_000);
-    // a's writer stops with 30,000 pages dirty: a lends the rest.
-    d.note_held(a, 30_000);
-    d.note_active(b);
-    d.tick(10);
-    d.note_active(b);
-    d.tick(20);
-    assert!(!d.is_active(a));
-    assert_eq!(d.wb_thresh(a, t, t), 30_000);
-    assert_eq!(d.wb_thresh(b, t, t), 70_000);
-    // Background writeback is not due for the pages it keeps: its
-    // wb_bg_thresh is its threshold at bg_thresh.
-    let lim = DirtyLimits {
-        avail: 4 * t,
-        thresh: t,
-        bg_thresh: t / 2,
-    };
-    assert_eq!(d.wb_limits(a, &lim, t).wb_bg_thresh, 30_000);
-    assert_eq!(d.wb_limits(b, &lim, t).wb_bg_thresh, 35_000);
-    // a's pages are written back: b has them at once, before any tick.
-    d.note_held(a, 10_000);
-    assert_eq!(d.wb_thresh(a, t, t), 10_000);
-    assert_eq!(d.wb_thresh(b, t, t), 90_000);
-    // At half the threshold a keeps what it holds; b has the rest.
-    assert_eq!(d.wb_thresh(a, t / 2, t / 2), 10_000);
-    assert_eq!(d.wb_thresh(b, t / 2, t / 2), 40_000);
+    two_bdis(|d, a, b| {
+        let t = T;
+        d.writeout_inc(a, 50_000, 0);
+        d.writeout_inc(b, 50_000, 0);
+        d.note_active(a);
+        d.note_active(b);
+        d.tick(0);
+        assert_eq!(d.wb_thresh(a, t, t), 50_000);
+        // a's writer stops with 30,000 pages dirty: a lends the rest.
+        d.note_held(a, 30_000);
+        d.note_active(b);
+        d.tick(10);
+        d.note_active(b);
+        d.tick(20);
+        assert!(!d.is_active(a));
+        assert_eq!(d.wb_thresh(a, t, t), 30_000);
+        assert_eq!(d.wb_thresh(b, t, t), 70_000);
+        // Background writeback is not due for the pages it keeps: its
+        // wb_bg_thresh is its threshold at bg_thresh.
+        let lim = DirtyLimits {
+            avail: 4 * t,
+            thresh: t,
+            bg_thresh: t / 2,
+        };
+        assert_eq!(d.wb_limits(a, &lim, t).wb_bg_thresh, 30_000);
+        assert_eq!(d.wb_limits(b, &lim, t).wb_bg_thresh, 35_000);
+        // a's pages are written back: b has them at once, before any tick.
+        d.note_held(a, 10_000);
+        assert_eq!(d.wb_thresh(a, t, t), 10_000);
+        assert_eq!(d.wb_thresh(b, t, t), 90_000);
+        // At half the threshold a keeps what it holds; b has the rest.
+        assert_eq!(d.wb_thresh(a, t / 2, t / 2), 10_000);
+        assert_eq!(d.wb_thresh(b, t / 2, t / 2), 40_000);
+    });
 }
