@@ -755,13 +755,13 @@ fn healthy_window(how: How) -> u16 {
     }
 }
 
-/// Bytes each healthy-throughput run writes (and syncs): 1.3 times T (about 200 MiB in the
-/// 1 GiB guest), so that each run is mostly steady state rather than the first T or so that a
+/// Bytes each healthy-throughput run writes (and syncs): 1.3 times T (T is about 195 MiB in
+/// the 1 GiB guest), so that each run is mostly steady state rather than the first T or so that a
 /// large limit lets the page cache absorb. Stock, at a small fraction of the rate and steady,
 /// writes a sixteenth of it.
 const HEALTHY_BYTES: usize = 256 << 20;
 
-/// One latency mount set up as `setup`: MiB/s of `timed_write()` of `bytes`.
+/// One latency mount set up as `setup`: MiB/s of `timed_write()` of `healthy_bytes(setup)`.
 fn healthy_rate(setup: Setup, how: How) -> f64 {
     let window = healthy_window(how).to_string();
     set_dirty_limit(setup == Setup::Ours);

@@ -420,6 +420,16 @@ pub fn main(args: &[String]) -> i32 {
             std::thread::spawn(move || reply_thread(rx));
             (Duration::from_millis(ms), tx)
         });
+    let max_background = match args.iter().position(|a| a == "--max-background") {
+        None => MAX_BACKGROUND,
+        Some(_) => match opt_u64(args, "--max-background").and_then(|n| u16::try_from(n).ok()) {
+            Some(n) if n >= 4 => n,
+            _ => {
+                eprintln!("serve: --max-background needs a number of WRITEs from 4 to 65535");
+                return 2;
+            }
+        },
+    };
     // SAFETY: installing an async-signal-safe handler that only stores to an atomic.
     unsafe {
         libc::signal(
@@ -436,10 +446,7 @@ pub fn main(args: &[String]) -> i32 {
         write_bytes: 0,
         writes: 0,
         latency,
-        max_background: opt_u64(args, "--max-background")
-            .and_then(|n| u16::try_from(n).ok())
-            .filter(|&n| n >= 4)
-            .unwrap_or(MAX_BACKGROUND),
+        max_background,
     };
     let opts = [
         MountOption::FSName("dltest".into()),
