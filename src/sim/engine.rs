@@ -12,8 +12,8 @@
 //!    `nr_dirtied_pause` pages and sleeping the pauses it returns;
 //! 5. each bdi completes writeback at its bandwidth and reports the
 //!    completions to the core ([`Domain::writeout_inc`]), then its flusher
-//!    moves its oldest dirty pages under writeback if it is over a background
-//!    threshold, a writer of it was throttled, or kupdate found expired pages;
+//!    moves its oldest dirty pages under writeback while background writeback
+//!    runs on it, a writer of it was throttled, or kupdate found expired pages;
 //! 6. the writers' pages become dirty; every 200 ms the bandwidth estimates,
 //!    `dirty_ratelimit` and the domain's `dirty_limit` are updated; every 5 s
 //!    kupdate marks the pages dirtied more than 30 s ago.
@@ -108,6 +108,11 @@ struct Device {
     ages: VecDeque<(u64, u64)>,
     /// Pages kupdate found expired at its last wakeup, not yet submitted.
     expired: u64,
+    /// Background writeback is running on the wb (`WB_writeback_running`
+    /// with a `for_background` work): started by a writer's
+    /// `balance_dirty_pages()` or by the flusher's periodic wakeup, it goes
+    /// on while `wb_over_bg_thresh()` holds.
+    bg_running: bool,
     peak_pinned: u64,
 }
 
@@ -882,9 +887,13 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Phase 5: each device completes writeback at its bandwidth and reports
     /// it to the core; then its flusher moves dirty pages under writeback
-    /// while `wb_over_bg_thresh()` holds or a writer of it was throttled.
+    /// while background writeback runs (started by a writer's
+    /// `balance_dirty_pages()` or the periodic wakeup, kept going by
+    /// `wb_over_bg_thresh()`), a writer of it was throttled, or kupdate found
+    /// expired pages.
     fn complete_and_flush(&mut self, t_end: u64) {
         let over_bg_global = self.nr_dirty > self.lim.bg_thresh;
+        let wakeup = t_end % DIRTY_WRITEBACK_MS == 0;
         for d in self.devices.iter_mut() {
             // Capacity of the step: bw·dt/1000 pages, the fraction carried
             // in 1/1000 pages (precomputed: no division per step).
@@ -901,9 +910,18 @@ impl<'s, 'a> Sim<'s, 'a> {
                 d.written += done;
                 self.dom.writeout_inc(BdiId(d.id), done, t_end);
             }
-            // wb_over_bg_thresh(), a throttled writer woke the flusher, or
-            // kupdate found expired pages.
-            if over_bg_global || d.dirty > d.wb_bg_thresh || d.throttled || d.expired > 0 {
+            // wb_over_bg_thresh(): the global count over bg_thresh, or the
+            // wb's dirty pages over its wb_bg_thresh. It keeps background
+            // writeback going; what starts it is a writer's
+            // balance_dirty_pages() (the global count, or the wb's own with
+            // strictlimit; a throttled writer always) or the flusher's
+            // periodic wakeup. Expired pages are kupdate's.
+            let over_bg = over_bg_global || d.dirty > d.wb_bg_thresh;
+            let start = d.throttled
+                || (d.writing && (over_bg_global || (d.strict && d.dirty > d.wb_bg_thresh)))
+                || (wakeup && over_bg);
+            d.bg_running = (d.bg_running || start) && over_bg;
+            if d.bg_running || d.throttled || d.expired > 0 {
                 let submit = d.dirty.min(d.inflight.saturating_sub(d.writeback));
                 d.submit(submit);
             }

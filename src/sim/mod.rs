@@ -119,13 +119,20 @@
 //!   wb with at most `wb_stat_error()` (32 pages with 2 CPUs) dirty, the
 //!   "pipe" balance_dirty_pages() leaves open. No `PF_LOCAL_THROTTLE`, no
 //!   memcg domains, no `dirty_exceeded` polling changes, no laptop mode.
-//! - **Flusher.** A bdi is written back while `wb_over_bg_thresh()` holds
-//!   (global dirty, without writeback, above `bg_thresh`, or the bdi's dirty
-//!   pages above its `wb_bg_thresh`; that is the core's, the bdi's
-//!   `wb_thresh` share of `bg_thresh`, where the kernel recomputes
-//!   `__wb_calc_thresh(bg_thresh)`; checked for every bdi as the kernel
-//!   does, not only strictlimit ones) or while one of its writers is throttled
-//!   (balance_dirty_pages() starts background writeback). The flusher keeps
+//! - **Flusher.** Background writeback of a bdi starts as the kernel starts
+//!   it: from `balance_dirty_pages()` of a writer on it when the global
+//!   dirty count (without writeback) is above `bg_thresh` (with strictlimit
+//!   also when the bdi's dirty pages are above its `wb_bg_thresh`), from a
+//!   throttled writer always, or at the flusher's periodic wakeup (every
+//!   5 s, `dirty_writeback_centisecs`, aligned for all bdis where the kernel
+//!   rearms it per wb) when `wb_over_bg_thresh()` holds. Once started it
+//!   goes on while `wb_over_bg_thresh()` holds (global dirty above
+//!   `bg_thresh`, or the bdi's dirty pages above its `wb_bg_thresh`; that is
+//!   the core's, the bdi's `wb_thresh` share of `bg_thresh`, where the
+//!   kernel recomputes `__wb_calc_thresh(bg_thresh)`; checked for every bdi
+//!   as the kernel does). So a bdi over its own `wb_bg_thresh` alone waits
+//!   for the wakeup, as in the kernel, where that clause only keeps a
+//!   running writeback going. The flusher keeps
 //!   up to a queue depth (`inflight_ms` of the peak bandwidth, at least 1 MiB)
 //!   under writeback, oldest pages first, and the device completes at its
 //!   bandwidth. kupdate wakes every 5 s (`dirty_writeback_centisecs`) and has
