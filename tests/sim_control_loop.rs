@@ -1,8 +1,9 @@
 //! The kernel's rate-limit loop in the simulator: one buffered writer on a
 //! fast device settles around the setpoint `(freerun + limit) / 2`, as
 //! Linux does (0.88–0.89·T measured for one `dd` on Linux 6.18), not pinned
-//! at the freerun ceiling; two writers on one device share it evenly; and
-//! kupdate writes back what is older than 30 s.
+//! at the freerun ceiling; two writers on one device share it evenly;
+//! kupdate writes back what is older than 30 s; and a bdi over only its own
+//! background threshold waits for the flusher's 5 s wakeup.
 
 use dirtylimit::policy::Policy;
 use dirtylimit::sim::{run, Scenario};
@@ -82,4 +83,37 @@ fn kupdate_writes_back_expired_pages() {
     // The wakeup at 35 s is the first with pages older than 30 s.
     assert_eq!(at(36_000).dirty, 0, "{:?}", at(36_000));
     assert_eq!(at(40_000).written, dirtied);
+}
+
+/// A bdi over its own background threshold while the global count is below
+/// `bg_thresh` is not written back by its writer's `balance_dirty_pages()`
+/// (which starts background writeback on the global count only): its pages
+/// wait for the flusher's periodic wakeup at 5 s, which finds
+/// `wb_over_bg_thresh()` and starts it.
+#[test]
+fn a_wb_over_only_its_own_background_threshold_waits_for_the_wakeup() {
+    let sc = Scenario::from_toml(
+        "name = \"wakeup\"\nduration_s = 8\n[memory]\ndirtyable_mib = 4096\n\
+         [[device]]\nname = \"idle\"\nbandwidth_mib_s = 100\n\
+         [[device]]\nname = \"disk\"\nbandwidth_mib_s = 100\n\
+         [[writer]]\nname = \"w\"\ndevice = \"disk\"\nrate_mib_s = 20\nstop_s = 4\n",
+        "test",
+    )
+    .expect("scenario parses");
+    let rec = run(&sc, Policy::Linux).expect("run");
+    let at = |ms: u64| {
+        (
+            rec.dev((ms / sc.sample_ms) as usize, 1),
+            &rec.global[(ms / sc.sample_ms) as usize],
+        )
+    };
+    // 80 MiB at most, far below the background threshold (410 MiB), but
+    // above the disk's own (its idle floor's share of it) from about 2.5 s.
+    let (d, g) = at(4_900);
+    assert!(g.dirty < g.bg_thresh, "{g:?}");
+    assert!(d.dirty > d.wb_bg_thresh, "{d:?}");
+    assert_eq!(d.written, 0, "{d:?}");
+    // The wakeup at 5 s starts it.
+    let (d, _) = at(5_500);
+    assert!(d.written > 0, "{d:?}");
 }
