@@ -439,10 +439,7 @@ impl<'a> Domain<'a> {
                     nr,
                 );
                 match b.role {
-                    // Nothing recorded (the bdi is at its cap in 1/1024
-                    // steps, or the cap rounds to 0): its count and `S` are
-                    // unchanged, and so is the capped set.
-                    Role::Count if !b.capped && nr > 0 => {
+                    Role::Count if !b.capped => {
                         let x = b.completions.events(&self.completions);
                         self.level.add_uncapped_lending(b, x, nr);
                     }
