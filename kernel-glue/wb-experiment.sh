@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # kernel-glue/wb-experiment.sh: the global per-bdi threshold experiment of CONFIG_WB_DIRTY_REDISTRIBUTE
 # in a QEMU (TCG) guest of the project's Linux 7.3 kernel. Two virtio disks whose write rates QEMU
-# throttles (A fast, B slow), ext4 on each, vm.dirty_ratio 10 / dirty_background_ratio 5. Each
-# scenario boots the plain kernel once per policy (wb_dirty_policy=linux|redistribute;
-# fuse-beside-disk with fuse.dirty_limit=0, so that FUSE keeps its stock 1% max_ratio and strictlimit);
-# max-ratio-lowered runs once more on the debug kernel (lockdep, KASAN) with redistribute.
+# throttles (A fast, B slow), ext4 on each, vm.dirty_ratio 10 / dirty_background_ratio 5.
+# idle-min-ratio and fuse-beside-disk boot the plain kernel once per policy
+# (wb_dirty_policy=linux|redistribute; fuse-beside-disk with fuse.dirty_limit=0, so that FUSE
+# keeps its stock 1% max_ratio and strictlimit); max-ratio-lowered runs in one boot as
+# policy-switch, both policies in alternating rounds (its table and figure: the first round of
+# each), and once more on the debug kernel (lockdep, KASAN) with redistribute.
 # The simulator runs each scenario's kernel-glue/wb-sim/*.toml with the rates measured in the
 # guest. Writes plots/kernel-wb-table.md and plots/kernel-SCENARIO.{svg,png} (the kernel's trace
 # beside the simulator's); the last line is "N passed, N failed". Run as root. Kernels come from
@@ -55,9 +57,10 @@ BZ_DEBUG=$(kernel debug)
 [ -f "$BZ_DEBUG" ] || die "debug kernel $BZ_DEBUG missing"
 
 step "guest programs (static): wbexp and the FUSE server dltest"
-TB=$B/testbin-target
+# The same target directory and flags as run.sh's build of the crate: one build serves both.
+TB=$HERE/build/testbin-target
 (cd "$HERE/testbin" && CARGO_TARGET_DIR=$TB RUSTFLAGS="-C target-feature=+crt-static" \
-	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu --bin wbexp --bin dltest)
+	nice -n 10 cargo build -q --release --target x86_64-unknown-linux-gnu)
 
 step "simulator"
 (cd "$REPO" && nice -n 10 cargo build -q --release --bin dirtylimit)
@@ -103,11 +106,12 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more
 
 rm -f "$B"/*.log
 # WB_ORDER: the order of the policies' boots; WB_SCENARIOS: the plain kernel's scenarios
-# (default all four; policy-switch runs both policies in one boot, WB_ROUNDS rounds);
+# (default idle-min-ratio fuse-beside-disk policy-switch; max-ratio-lowered boots once per
+# policy; policy-switch runs both policies in one boot, WB_ROUNDS rounds, default 6);
 # WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1:
 # no debug boots.
-SCENARIOS=${WB_SCENARIOS:-max-ratio-lowered idle-min-ratio fuse-beside-disk policy-switch}
-ROUNDS=${WB_ROUNDS:-4}
+SCENARIOS=${WB_SCENARIOS:-idle-min-ratio fuse-beside-disk policy-switch}
+ROUNDS=${WB_ROUNDS:-6}
 if [ -n "${WB_ONLY_MAX:-}" ]; then
 	SCENARIOS=max-ratio-lowered WB_NO_DEBUG=1
 fi

@@ -462,9 +462,16 @@ impl WaterLevel {
 
     /// `Lend`'s completion path of an uncapped bdi:
     /// [`add_uncapped`](Self::add_uncapped), and while lenders hold pages,
-    /// keeps the uncapped bdi nearest to its room.
+    /// keeps the uncapped bdi nearest to its room. A call that recorded
+    /// nothing (`nr = 0`: the bdi is at its cap in 1/1024 steps, or its cap
+    /// rounds to 0) changes neither `x` nor `S`, so the capped set is as the
+    /// last check left it; it returns at once, since the room test alone
+    /// would read `0 ≥ 0` for a bdi with no count while `S = 0`.
     #[inline]
     pub fn add_uncapped_lending(&mut self, b: &Bdi, x: u64, nr: u64) {
+        if nr == 0 {
+            return;
+        }
         self.add_uncapped(b, x, nr);
         if self.lent > 0 {
             self.note_uncapped(b, x);

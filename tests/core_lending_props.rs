@@ -515,6 +515,33 @@ fn capped_bdi_that_stops_leaves_its_cap_at_once() {
 }
 
 #[test]
+fn completion_that_records_nothing_leaves_the_level_fresh() {
+    two_bdis(|d, disk, fuse| {
+        // 500 ppm is below one 1/1024 step: none of fuse's completions count.
+        d.set_max_ratio_fine(fuse, 500).unwrap();
+        let t = T;
+        d.writeout_inc(disk, 10_000, 0);
+        d.note_active(disk);
+        d.note_active(fuse);
+        d.tick(0);
+        // The disk has all the completions and so all of T, at its cap.
+        assert_eq!(d.wb_thresh(disk, t, t), t);
+        assert_eq!(d.capped_count(), 1);
+        assert!(!d.water_level_state().stale());
+        // fuse completes: nothing is recorded, nothing moved, and the next
+        // tick has nothing to recompute.
+        d.writeout_inc(fuse, 100, 1);
+        assert_eq!(d.fraction(fuse).numerator, 0);
+        assert!(!d.water_level_state().stale());
+        d.note_active(disk);
+        d.note_active(fuse);
+        d.tick(1);
+        assert_eq!(d.wb_thresh(disk, t, t), t);
+        assert_eq!(d.wb_thresh(fuse, t, t), 0);
+    });
+}
+
+#[test]
 fn lender_keeps_the_pages_it_holds_and_lends_the_rest() {
     two_bdis(|d, a, b| {
         let t = T;

@@ -8,12 +8,16 @@
 #
 # Cached outside the clone, under $DIRTYLIMIT_CACHE (default /var/cache/dirtylimit):
 #   src-7.3.4/                  the pristine source (from the linux-source-7.3 .deb)
-#   tree-VARIANT/               a git tree of it, patched and built incrementally
-#   kobj-VARIANT/               the Rust object and its gate's files
+#   tree-patched/, tree-stock/  a git tree of it with the series applied (plain and debug
+#                               share it) or without; sources only, nothing is built in it
+#   build-VARIANT/              the variant's objects (make O=), rebuilt incrementally
+#   kobj/                       the Rust object and its gate's files (plain and debug share it)
 #   kernel/VARIANT-KEY/bzImage  the result, KEY = hash of the source version, the config
 #                               fragments, the patches and the Rust object's sources
 # A second run with the same inputs does not build anything. Compiler or objtool
 # warnings fail the build. Progress goes to stderr, the bzImage path to stdout.
+# Plain and debug may be built at the same time (one waits for the other only while the Rust
+# object is built and the series is applied); a build of another series waits for them.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 GLUE=$(cd "$HERE/.." && pwd)
@@ -24,15 +28,17 @@ KVER=7.3.4
 KDEB=linux-source-7.3
 KDEB_VER=7.3.4-1~bpo13+1
 SRC=$CACHE/src-$KVER
-TREE=$CACHE/tree-$VARIANT
-# per variant: run.sh builds plain and debug at the same time
-KOBJ=$CACHE/kobj-$VARIANT
+TREE=$CACHE/tree-patched
+[ "$VARIANT" = stock ] && TREE=$CACHE/tree-stock
+BUILD=$CACHE/build-$VARIANT
+KOBJ=$CACHE/kobj
 JOBS=${JOBS:-$(nproc)}
 T0=$(date +%s)
 say() { echo "kernel/build.sh [$VARIANT, $(($(date +%s) - T0))s]: $*" >&2; }
 die() { echo "kernel/build.sh: FAIL: $*" >&2; exit 1; }
 mkdir -p "$CACHE/kernel"
-exec 9>"$CACHE/tree-$VARIANT.lock"
+# One build per variant at a time (held to the end).
+exec 9>"$CACHE/build-$VARIANT.lock"
 flock 9
 
 # ------------------------------------------------------------------ packages
@@ -46,6 +52,8 @@ if ((${#need[@]})); then
 fi
 
 # ------------------------------------------------------------------ source
+exec 7>"$CACHE/src.lock"
+flock 7
 if [ ! -f "$SRC/Makefile" ]; then
 	# linux-source-7.3 is in trixie-backports; its .deb only needs binutils and xz-utils, so it
 	# is downloaded and unpacked, not installed. The suite is added by copying this machine's
@@ -71,13 +79,14 @@ if [ ! -f "$SRC/Makefile" ]; then
 	mv "$tmp/$KDEB" "$SRC"
 	rm -rf "$tmp"
 fi
+flock -u 7
 
 # ------------------------------------------------------------------ Rust object
 PATCHES=()
 if [ "$VARIANT" != stock ]; then
 	mapfile -t PATCHES < <(ls "$GLUE"/patches-7.3/*.patch 2>/dev/null | sort)
 	say "Rust object (kernel-glue/ffi/build-kobj.sh)"
-	"$GLUE/ffi/build-kobj.sh" "$KOBJ" >&2 || die "the Rust object's gate"
+	(flock 8 && "$GLUE/ffi/build-kobj.sh" "$KOBJ" >&2) 8>"$CACHE/kobj.lock" || die "the Rust object's gate"
 fi
 FRAGS=("$HERE/base.config")
 [ "$VARIANT" != stock ] && FRAGS+=("$HERE/patched.config")
@@ -106,70 +115,89 @@ if [ -f "$OUTDIR/bzImage" ]; then
 fi
 
 # ------------------------------------------------------------------ tree
-if [ ! -d "$TREE/.git" ]; then
-	say "new tree $TREE"
-	rm -rf "$TREE"
-	cp -a "$SRC" "$TREE"
-	git -C "$TREE" init -q
-	git -C "$TREE" add -Af .
-	git -C "$TREE" -c user.name=dirtylimit -c user.email=dirtylimit@localhost \
-		commit -qm "Linux $KVER ($KDEB $KDEB_VER)"
-	git -C "$TREE" tag base
-fi
-cd "$TREE"
 PATCHKEY=$( ( ((${#PATCHES[@]})) && cat "${PATCHES[@]}"; true) | sha256sum | cut -c1-16)
-if [ "$(cat .dl-patches 2>/dev/null)" = "$PATCHKEY" ] && [ -z "$(git status --porcelain -uno)" ]; then
-	# Already this series, unmodified: leave the files (and their mtimes) alone.
+# Whether the tree holds this series, unmodified, and this Rust object.
+tree_ready() {
+	[ -d "$TREE/.git" ] && [ "$(cat "$TREE/.dl-patches" 2>/dev/null)" = "$PATCHKEY" ] &&
+		[ -z "$(git -C "$TREE" status --porcelain -uno)" ] || return 1
+	((${#PATCHES[@]} == 0)) ||
+		cmp -s "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj" 2>/dev/null
+}
+# The tree lock: shared while builds read the sources, exclusive to change them (which waits
+# for every build of the tree to finish).
+exec 8>"$TREE.lock"
+flock -s 8
+if tree_ready; then
 	say "series already applied"
 else
-	rm -f .dl-patches
-	git am --abort >/dev/null 2>&1 || true
-	# Back to the pristine source (files the patches added are removed, files they changed are
-	# restored): only those get a new mtime, so make rebuilds only what the patches touch. Build
-	# products are untracked and stay.
-	git reset -q --hard base
+	flock -x 8
+	if [ ! -d "$TREE/.git" ]; then
+		say "new tree $TREE"
+		rm -rf "$TREE"
+		cp -a "$SRC" "$TREE"
+		git -C "$TREE" init -q
+		git -C "$TREE" add -Af .
+		git -C "$TREE" -c user.name=dirtylimit -c user.email=dirtylimit@localhost \
+			commit -qm "Linux $KVER ($KDEB $KDEB_VER)"
+		git -C "$TREE" tag base
+	fi
+	if [ "$(cat "$TREE/.dl-patches" 2>/dev/null)" != "$PATCHKEY" ] ||
+		[ -n "$(git -C "$TREE" status --porcelain -uno)" ]; then
+		rm -f "$TREE/.dl-patches"
+		git -C "$TREE" am --abort >/dev/null 2>&1 || true
+		# Back to the pristine source (files the patches added are removed, files they changed
+		# are restored): only those get a new mtime, so make rebuilds only what the patches touch.
+		git -C "$TREE" reset -q --hard base
+		if ((${#PATCHES[@]})); then
+			say "applying ${#PATCHES[@]} patches"
+			git -C "$TREE" -c user.name=dirtylimit -c user.email=dirtylimit@localhost am -q "${PATCHES[@]}" ||
+				die "git am failed"
+		fi
+		echo "$PATCHKEY" >"$TREE/.dl-patches"
+	fi
 	if ((${#PATCHES[@]})); then
-		say "applying ${#PATCHES[@]} patches"
-		git -c user.name=dirtylimit -c user.email=dirtylimit@localhost am -q "${PATCHES[@]}" ||
-			die "git am failed"
+		cmp -s "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj" 2>/dev/null ||
+			cp "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj"
 	fi
-	echo "$PATCHKEY" >.dl-patches
+	# flock(1) converts a lock by dropping it first: check that nobody changed the tree meanwhile.
+	flock -s 8
+	tree_ready || die "$TREE changed while this build waited for it (another series?); run again"
 fi
-if ((${#PATCHES[@]})); then
-	if ! cmp -s include/linux/dirtylimit.h "$GLUE/include/dirtylimit.h"; then
-		die "include/linux/dirtylimit.h in the series differs from kernel-glue/include/dirtylimit.h"
-	fi
-	cmp -s "$KOBJ/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj 2>/dev/null ||
-		cp "$KOBJ/dirtylimit_rust.o" lib/dirtylimit/dirtylimit_rust.obj
+if ((${#PATCHES[@]})) && ! cmp -s "$TREE/include/linux/dirtylimit.h" "$GLUE/include/dirtylimit.h"; then
+	die "include/linux/dirtylimit.h in the series differs from kernel-glue/include/dirtylimit.h"
 fi
+cd "$TREE"
 
+# ------------------------------------------------------------------ configure
+mkdir -p "$BUILD"
 FRAGKEY=$(cat "${FRAGS[@]}" | sha256sum | cut -c1-16)
-if [ "$(cat .dl-config 2>/dev/null)" != "$FRAGKEY" ] || [ ! -f .config ]; then
+if [ "$(cat "$BUILD/.dl-config" 2>/dev/null)" != "$FRAGKEY" ] || [ ! -f "$BUILD/.config" ]; then
 	say "configuring (tinyconfig + ${FRAGS[*]##*/})"
-	make -s tinyconfig >/dev/null
-	scripts/kconfig/merge_config.sh -m .config "${FRAGS[@]}" >/dev/null
-	echo "$FRAGKEY" >.dl-config
+	make -s O="$BUILD" tinyconfig >/dev/null
+	(cd "$BUILD" && "$TREE/scripts/kconfig/merge_config.sh" -m .config "${FRAGS[@]}" >/dev/null)
+	echo "$FRAGKEY" >"$BUILD/.dl-config"
 fi
-make -s olddefconfig
+make -s O="$BUILD" olddefconfig >/dev/null
 for f in "${FRAGS[@]}"; do
 	# Every option a fragment sets must have survived olddefconfig (a missing dependency
 	# would silently drop it).
 	while IFS= read -r line; do
 		case $line in CONFIG_*=*) ;; *) continue ;; esac
-		grep -qx "$line" .config || die "$line (from ${f##*/}) did not survive olddefconfig"
+		grep -qx "$line" "$BUILD/.config" || die "$line (from ${f##*/}) did not survive olddefconfig"
 	done <"$f"
 done
 
 say "make -j$JOBS bzImage"
-if ! nice make -j"$JOBS" bzImage >build.log 2>&1; then
-	tail -40 build.log >&2
-	die "make failed (log: $TREE/build.log)"
+LOG=$BUILD/build.log
+if ! nice make -j"$JOBS" O="$BUILD" bzImage >"$LOG" 2>&1; then
+	tail -40 "$LOG" >&2
+	die "make failed (log: $LOG)"
 fi
-if grep -E '(warning|error):' build.log | grep -v '^make' >&2; then
-	die "compiler/objtool warnings (log: $TREE/build.log)"
+if grep -E '(warning|error):' "$LOG" | grep -v '^make' >&2; then
+	die "compiler/objtool warnings (log: $LOG)"
 fi
 mkdir -p "$OUTDIR.tmp"
-cp arch/x86/boot/bzImage .config System.map "$OUTDIR.tmp/"
+cp "$BUILD/arch/x86/boot/bzImage" "$BUILD/.config" "$BUILD/System.map" "$OUTDIR.tmp/"
 rm -rf "$OUTDIR"
 mv "$OUTDIR.tmp" "$OUTDIR"
 say "built: $OUTDIR"

@@ -6,8 +6,17 @@
 //!
 //! ```text
 //! WBX S t_ms T_kB  A: thresh_kB writeback_kB reclaimable_kB written_kB  B: (same)  nr_dirty nr_writeback
+//!       A_bytes B_bytes
 //! WBX E t_ms event
 //! WBX W writer phase bytes ms
+//! ```
+//!
+//! `A_bytes`/`B_bytes`: what the writer on A and the second writer (on B or the FUSE mount) have
+//! written so far, by their own count (cumulative over the boot): a writer's throughput over any
+//! window of samples, independent of when it is told to stop. `W` lines: bytes written in a
+//! phase and the phase's length, both read at the same instant.
+//!
+//! ```text
 //! WBX fuse BDI max_ratio R strict_limit S
 //! WBX sysctl VALUE ERRNO unchanged|changed
 //! ```
@@ -48,13 +57,17 @@ const CHUNK: usize = 1 << 20;
 /// far more than the dirty threshold, so a rewritten page was written back long before.
 const WRAP: u64 = 384 << 20;
 
+/// Cumulative bytes of the writer on A (`[0]`) and of the second writer (`[1]`), for the samples.
+static WRITTEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
 struct Writer {
     bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     handle: thread::JoinHandle<()>,
 }
 
-fn start_writer(path: String) -> Writer {
+/// Starts a writer on `path`; `which` is its column in the samples (0: A, 1: the second).
+fn start_writer(path: String, which: usize) -> Writer {
     let bytes = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (b, s) = (bytes.clone(), stop.clone());
@@ -72,6 +85,7 @@ fn start_writer(path: String) -> Writer {
                 .unwrap_or_else(|e| panic!("write {path}: {e}"));
             off = (off + CHUNK as u64) % WRAP;
             b.fetch_add(CHUNK as u64, Ordering::Relaxed);
+            WRITTEN[which].fetch_add(CHUNK as u64, Ordering::Relaxed);
         }
     });
     Writer {
@@ -82,6 +96,11 @@ fn start_writer(path: String) -> Writer {
 }
 
 impl Writer {
+    /// Bytes written so far.
+    fn written(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     fn finish(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.handle.join();
@@ -134,8 +153,12 @@ fn start_sampler(t0: Instant, a: String, b: String) -> (Arc<AtomicBool>, thread:
             let t = t0.elapsed().as_millis();
             let (sa, sb) = (bdi_stats(&a), bdi_stats(&b));
             let (dirty, wb) = vmstat();
+            let (wa, wb2) = (
+                WRITTEN[0].load(Ordering::Relaxed),
+                WRITTEN[1].load(Ordering::Relaxed),
+            );
             let line = format!(
-                "WBX S {t} {} {} {} {} {} {} {} {} {} {dirty} {wb}\n",
+                "WBX S {t} {} {} {} {} {} {} {} {} {} {dirty} {wb} {wa} {wb2}\n",
                 sa[4], sa[0], sa[1], sa[2], sa[3], sb[0], sb[1], sb[2], sb[3]
             );
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -187,16 +210,18 @@ fn a_then_second(
     let t0 = Instant::now();
     let (sstop, sh) = start_sampler(t0, ba.to_string(), bb.to_string());
     event(t0, "a-start");
-    let wa = start_writer(format!("{ma}/f"));
+    let wa = start_writer(format!("{ma}/f"), 0);
     thread::sleep(pre);
-    let (a_pre, t_switch) = (wa.bytes.load(Ordering::Relaxed), t0.elapsed());
+    let (a_pre, t_switch) = (wa.written(), t0.elapsed());
     at_switch();
     event(t0, "switch");
-    let wb = start_writer(format!("{mb}/f"));
+    let wb = start_writer(format!("{mb}/f"), 1);
     thread::sleep(post);
-    let b_bytes = wb.finish();
-    let a_all = wa.finish();
-    let t_end = t0.elapsed();
+    // Both counts and the time at one instant: the rates do not depend on how long the
+    // writers take to stop.
+    let (b_bytes, a_all, t_end) = (wb.written(), wa.written(), t0.elapsed());
+    wb.finish();
+    wa.finish();
     event(t0, "stop");
     sstop.store(true, Ordering::Relaxed);
     let _ = sh.join();
@@ -221,10 +246,10 @@ fn idle_min_ratio(args: &[String]) {
     let t0 = Instant::now();
     let (sstop, sh) = start_sampler(t0, ba.clone(), bb.clone());
     event(t0, "a-start");
-    let wa = start_writer(format!("{ma}/f"));
+    let wa = start_writer(format!("{ma}/f"), 0);
     thread::sleep(secs);
-    let a = wa.finish();
-    let t = t0.elapsed();
+    let (a, t) = (wa.written(), t0.elapsed());
+    wa.finish();
     event(t0, "stop");
     sstop.store(true, Ordering::Relaxed);
     let _ = sh.join();
@@ -277,16 +302,16 @@ fn policy_switch(args: &[String]) {
         set_bdi(ba, "max_ratio", 100);
         event(t0, &format!("round-{k}-{policy}"));
         let t_start = t0.elapsed();
-        let wa = start_writer(format!("{ma}/f"));
+        let wa = start_writer(format!("{ma}/f"), 0);
         thread::sleep(pre);
-        let (a_pre, t_switch) = (wa.bytes.load(Ordering::Relaxed), t0.elapsed());
+        let (a_pre, t_switch) = (wa.written(), t0.elapsed());
         set_bdi(ba, "max_ratio", 10);
         event(t0, &format!("switch-{k}"));
-        let wb = start_writer(format!("{mb}/f"));
+        let wb = start_writer(format!("{mb}/f"), 1);
         thread::sleep(post);
-        let b_bytes = wb.finish();
-        let a_all = wa.finish();
-        let t_end = t0.elapsed();
+        let (b_bytes, a_all, t_end) = (wb.written(), wa.written(), t0.elapsed());
+        wb.finish();
+        wa.finish();
         event(t0, &format!("stop-{k}"));
         println!(
             "WBX W A pre-{k} {a_pre} {}",
