@@ -131,7 +131,9 @@ for scen in $SCENARIOS; do
 	done
 done
 if [ -z "${WB_NO_DEBUG:-}" ]; then
-	boot debug redistribute max-ratio-lowered 900
+	# The debug kernel runs the scenario for lockdep and KASAN, not for its timing: shorter
+	# phases (the last wbexp.pre=/post= on the command line is the one read).
+	boot debug redistribute max-ratio-lowered 900 "wbexp.pre=10 wbexp.post=15"
 	# 10 bdis at boot (8 loop devices, 2 disks), 12 slots: 8 loop devices added 20 times run
 	# out of slots each time, are given ratios and are removed again.
 	boot debug redistribute slots 600 wb_dirty_slots=12
