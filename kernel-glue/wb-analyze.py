@@ -139,13 +139,14 @@ def max_ratio_metrics(r):
     else:
         m["a_dev"] = m["b_dev"] = float("nan")
     m["a_pre"] = r.rate("A", "pre")
-    m["a_post"] = r.rate("A", "post")
-    m["b_post"] = r.rate(second_writer(r), "post")
     if before and after and len(after[-1]) >= 14:
         # The writers' own counts at the samples: the same window for every run and writer.
         s0, s1 = before[-1], after[-1]
         m["a_post"] = (s1[12] - s0[12]) / (1 << 20) / (s1[0] - s0[0])
         m["b_post"] = (s1[13] - s0[13]) / (1 << 20) / (s1[0] - s0[0])
+    else:
+        m["a_post"] = r.rate("A", "post")
+        m["b_post"] = r.rate(second_writer(r), "post")
     # The second bdi's largest threshold and largest dirty + writeback, as shares of T.
     m["b_thr_max"] = max((s[6] / s[1] for s in after if s[1] > 0), default=float("nan"))
     m["b_use_max"] = max(((s[7] + s[8]) / s[1] for s in after if s[1] > 0), default=float("nan"))

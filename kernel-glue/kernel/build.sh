@@ -116,13 +116,16 @@ fi
 
 # ------------------------------------------------------------------ tree
 PATCHKEY=$( ( ((${#PATCHES[@]})) && cat "${PATCHES[@]}"; true) | sha256sum | cut -c1-16)
-# Whether the tree holds this series, unmodified, and this Rust object.
-tree_ready() {
+# Whether the tree holds this series, unmodified; whether it holds this Rust object.
+series_applied() {
 	[ -d "$TREE/.git" ] && [ "$(cat "$TREE/.dl-patches" 2>/dev/null)" = "$PATCHKEY" ] &&
-		[ -z "$(git -C "$TREE" status --porcelain -uno)" ] || return 1
+		[ -z "$(git -C "$TREE" status --porcelain -uno)" ]
+}
+kobj_in_tree() {
 	((${#PATCHES[@]} == 0)) ||
 		cmp -s "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj" 2>/dev/null
 }
+tree_ready() { series_applied && kobj_in_tree; }
 # The tree lock: shared while builds read the sources, exclusive to change them (which waits
 # for every build of the tree to finish).
 exec 8>"$TREE.lock"
@@ -141,8 +144,7 @@ else
 			commit -qm "Linux $KVER ($KDEB $KDEB_VER)"
 		git -C "$TREE" tag base
 	fi
-	if [ "$(cat "$TREE/.dl-patches" 2>/dev/null)" != "$PATCHKEY" ] ||
-		[ -n "$(git -C "$TREE" status --porcelain -uno)" ]; then
+	if ! series_applied; then
 		rm -f "$TREE/.dl-patches"
 		git -C "$TREE" am --abort >/dev/null 2>&1 || true
 		# Back to the pristine source (files the patches added are removed, files they changed
@@ -155,10 +157,7 @@ else
 		fi
 		echo "$PATCHKEY" >"$TREE/.dl-patches"
 	fi
-	if ((${#PATCHES[@]})); then
-		cmp -s "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj" 2>/dev/null ||
-			cp "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj"
-	fi
+	kobj_in_tree || cp "$KOBJ/dirtylimit_rust.o" "$TREE/lib/dirtylimit/dirtylimit_rust.obj"
 	# flock(1) converts a lock by dropping it first: check that nobody changed the tree meanwhile.
 	flock -s 8
 	tree_ready || die "$TREE changed while this build waited for it (another series?); run again"
