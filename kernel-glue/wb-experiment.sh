@@ -51,10 +51,16 @@ kernel() { # $1 = plain|debug: prints the bzImage path
 		die "no kernel: kernel-glue/kernel/build.sh missing and $var unset"
 	fi
 }
-BZ_PLAIN=$(kernel plain)
-[ -f "$BZ_PLAIN" ] || die "plain kernel $BZ_PLAIN missing"
-BZ_DEBUG=$(kernel debug)
-[ -f "$BZ_DEBUG" ] || die "debug kernel $BZ_DEBUG missing"
+# WB_NO_PLAIN=1 / WB_NO_DEBUG=1: no boots of that kernel (and it is not built)
+BZ_PLAIN= BZ_DEBUG=
+if [ -z "${WB_NO_PLAIN:-}" ]; then
+	BZ_PLAIN=$(kernel plain)
+	[ -f "$BZ_PLAIN" ] || die "plain kernel $BZ_PLAIN missing"
+fi
+if [ -z "${WB_NO_DEBUG:-}" ]; then
+	BZ_DEBUG=$(kernel debug)
+	[ -f "$BZ_DEBUG" ] || die "debug kernel $BZ_DEBUG missing"
+fi
 
 step "guest programs (static): wbexp and the FUSE server dltest"
 # The same target directory and flags as run.sh's build of the crate: one build serves both.
@@ -104,17 +110,20 @@ boot() { # $1 = variant, $2 = policy, $3 = scenario, $4 = timeout (s), $5 = more
 	rm -f "$B/a.img" "$B/b.img"
 }
 
-rm -f "$B"/*.log
 # WB_ORDER: the order of the policies' boots; WB_SCENARIOS: the plain kernel's scenarios
 # (default idle-min-ratio fuse-beside-disk policy-switch; max-ratio-lowered boots once per
 # policy; policy-switch runs both policies in one boot, WB_ROUNDS rounds, default 6);
-# WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1:
-# no debug boots.
+# WB_ONLY_MAX=1: max-ratio-lowered on the plain kernel only; WB_NO_DEBUG=1: no debug boots;
+# WB_NO_PLAIN=1: the debug boots only, analysed together with the plain boots' logs of the
+# run before (so that the debug kernel can be built while the plain one boots).
 SCENARIOS=${WB_SCENARIOS:-idle-min-ratio fuse-beside-disk policy-switch}
 ROUNDS=${WB_ROUNDS:-6}
 if [ -n "${WB_ONLY_MAX:-}" ]; then
 	SCENARIOS=max-ratio-lowered WB_NO_DEBUG=1
 fi
+[ -n "${WB_NO_PLAIN:-}" ] && SCENARIOS=
+[ -n "$BZ_PLAIN" ] && rm -f "$B"/plain-*.log
+[ -n "$BZ_DEBUG" ] && rm -f "$B"/debug-*.log
 for scen in $SCENARIOS; do
 	if [ "$scen" = policy-switch ]; then
 		# One boot, both policies: max-ratio-lowered ROUNDS times, the policy switched at run
@@ -130,7 +139,7 @@ for scen in $SCENARIOS; do
 		esac
 	done
 done
-if [ -z "${WB_NO_DEBUG:-}" ]; then
+if [ -n "$BZ_DEBUG" ]; then
 	# The debug kernel runs the scenario for lockdep and KASAN, not for its timing: shorter
 	# phases (the last wbexp.pre=/post= on the command line is the one read).
 	boot debug redistribute max-ratio-lowered 900 "wbexp.pre=10 wbexp.post=15"
