@@ -9,12 +9,12 @@
 //! the recording's `writer_mib_s` says the experiment's writer went as fast as allowed (0),
 //! one that does so here too, on a device that completes, second by second, what the
 //! kernel's completed (that writer never ran short of pages, so what its device completed
-//! is what it could complete: writer, flusher and a memory-backed loop device share the
-//! CPUs, and this moves from second to second). A bdi no writer of the experiment wrote to (empty
-//! `writer_mib_s` throughout) is written by other processes, whose rate is no phase's
-//! constant: it is replayed second by second at the rate it completed in that second. The
-//! simulator starts empty where the kernel has history (the host disk), so the first
-//! seconds differ; like `crosscheck`, the first `settle` seconds of a phase are not scored.
+//! is what it could complete; writer, flusher and a memory-backed loop device share the
+//! CPUs, so it moves from second to second). A bdi no writer of the experiment wrote to
+//! (empty `writer_mib_s` throughout) is written by other processes, whose rate is no
+//! phase's constant: it is replayed second by second at the rate it completed in that
+//! second. The simulator starts empty where the kernel has history (the host disk), so the
+//! first seconds differ; like `crosscheck`, the first `settle` seconds of a phase are not scored.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
