@@ -7,11 +7,14 @@
 //! its bandwidth, its `strict_limit` and `max_ratio_fine` (and their changes, as events),
 //! and per phase one writer per bdi at the rate the bdi completed in that phase — or, where
 //! the recording's `writer_mib_s` says the experiment's writer went as fast as allowed (0),
-//! one that does so here too. A bdi no writer of the experiment wrote to (empty
-//! `writer_mib_s` throughout) is written by other processes, whose rate is no phase's
-//! constant: it is replayed second by second at the rate it completed in that second. The
-//! simulator starts empty where the kernel has history (the host disk), so the first
-//! seconds differ; like `crosscheck`, the first `settle` seconds of a phase are not scored.
+//! one that does so here too, on a device that completes, second by second, what the
+//! kernel's completed (that writer never ran short of pages, so what its device completed
+//! is what it could complete; writer, flusher and a memory-backed loop device share the
+//! CPUs, so it moves from second to second). A bdi no writer of the experiment wrote to
+//! (empty `writer_mib_s` throughout) is written by other processes, whose rate is no
+//! phase's constant: it is replayed second by second at the rate it completed in that
+//! second. The simulator starts empty where the kernel has history (the host disk), so the
+//! first seconds differ; like `crosscheck`, the first `settle` seconds of a phase are not scored.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -191,6 +194,29 @@ fn rate(rows: &[Row], bdi: &str, from: f64, to: f64) -> f64 {
     }
 }
 
+/// The device of a writer that went as fast as allowed, second by second from `t0`:
+/// `(t, MiB/s)` for each whole second in which that writer ran throughout. The writer never
+/// ran short of pages, so the device had writeback queued all the second: what it completed
+/// is what it could complete then (writer, flusher and a memory-backed loop device share
+/// the CPUs, so this moves from second to second), not what it was given to do.
+fn busy_seconds(rows: &[Row], bdi: &str, t0: f64, end: f64) -> Vec<(f64, f64)> {
+    let mut v = Vec::new();
+    let mut at = t0;
+    while at + 1.0 <= t0 + end {
+        let mut second = rows
+            .iter()
+            .filter(|r| r.bdi == bdi && r.t > at && r.t <= at + 1.0)
+            .peekable();
+        let running = second.peek().is_some() && second.all(|r| r.writer == Some(0));
+        let r = rate(rows, bdi, at, at + 1.0);
+        if running && r > 0.0 {
+            v.push((at, r));
+        }
+        at += 1.0;
+    }
+    v
+}
+
 /// The scenario of a recording, as TOML (so that it goes through the same checks as a file).
 fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
     let t0 = rows[0].t;
@@ -264,6 +290,26 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
                 ((sp.from - t0) * 4.0).round() / 4.0,
                 ((sp.to - t0) * 4.0).round() / 4.0 + 0.25,
             );
+        }
+        // The device of a writer as fast as allowed completes, second by second, what the
+        // kernel's did; after such a run of seconds it is back at its fastest second.
+        let busy = busy_seconds(rows, &d.bdi, t0, end);
+        for (i, &(at, r)) in busy.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "[[event]]\nat_s = {:.3}\ndevice = \"{}\"\nbandwidth_mib_s = {r:.3}",
+                at - t0,
+                d.name
+            );
+            if busy.get(i + 1).is_none_or(|n| n.0 > at + 1.0 + 1e-6) {
+                let _ = writeln!(
+                    s,
+                    "[[event]]\nat_s = {:.3}\ndevice = \"{}\"\nbandwidth_mib_s = {:.3}",
+                    at + 1.0 - t0,
+                    d.name,
+                    d.bandwidth
+                );
+            }
         }
         for &(t, ppm) in &d.changes {
             let _ = writeln!(
