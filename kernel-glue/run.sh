@@ -98,16 +98,22 @@ cp "$DLTEST" "$R/dltest"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$B/initramfs-fuse.cpio.gz"
 
 # ---------------------------------------------------------------- boots
+# The disk writer's virtio disk: an image in memory, its writes throttled by QEMU, so that the
+# disk, not the host's own disk and page cache, is what bounds the writer (as on a real machine),
+# and its rate holds still from one run to the next.
+DISK=$(mktemp /dev/shm/dirtylimit-disk.XXXXXX)
+DISK_BPS=$((48 << 20))
+trap 'rm -f "$DISK"' EXIT
 # $1 = name, $2 = bzImage, $3 = mode (stock|ours), $4 = tests, $5 = more kernel arguments
 boot() {
 	local name=$1 kernel=$2 mode=$3 tests=$4 extra=${5:-} log=$B/guest-$1.log dl=1 qrc
 	[ "$mode" = stock ] && dl=0
 	step "boot $name: $(basename "$(dirname "$kernel")") mode $mode: $tests"
-	rm -f "$B/disk.img" && truncate -s 512M "$B/disk.img"
+	rm -f "$DISK" && truncate -s 512M "$DISK"
 	set +e
 	timeout "$GUEST_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
 		-kernel "$kernel" -initrd "$B/initramfs-fuse.cpio.gz" \
-		-drive "file=$B/disk.img,format=raw,if=virtio" \
+		-drive "file=$DISK,format=raw,if=virtio,throttling.bps-write=$DISK_BPS" \
 		-append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init fuse.dirty_limit=$dl dltest.mode=$mode dltest.tests=$tests $extra" \
 		-nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 	qrc=$?
