@@ -859,6 +859,12 @@ pub fn healthy(mode: &str, r: &mut Report) {
         );
         let name = format!("healthy-throughput-{what}");
         if slow() > 1 {
+            let detail = format!(
+                "ours {o:.1} MiB/s vs unrestricted {u:.1} ({:.0}%), stock {st:.1} ({:.0}%); reported only, dltest.slow={}",
+                100.0 * o / u.max(1e-9),
+                100.0 * st / u.max(1e-9),
+                slow()
+            );
             num(mode, &name, format!("{:.2}", o / u.max(1e-9)), &detail);
         } else {
             r.check(&name, o >= bar * u && st < 0.9 * u, &detail);
