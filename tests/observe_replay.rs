@@ -138,22 +138,38 @@ fn an_unthrottled_writer_replays_as_one_and_other_bdis_follow_their_completions(
 /// dirty + writeback is within 0.03·T of the kernel's.
 #[test]
 fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
+    let table = unthrottled_replay();
+    let (kernel, sim) = steady_count(&table, "A alone");
+    assert!(
+        (kernel - sim).abs() <= 0.03,
+        "A alone: kernel {kernel}, sim {sim}"
+    );
+}
+
+/// The replay of the recording with A as fast as allowed (tmpfs-backed loop devices).
+fn unthrottled_replay() -> String {
     let path = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/observe/crosscheck-6.18-unthrottled.csv"
     ));
-    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    replay(path, Policy::Linux, 9.0, None).expect("replay")
+}
+
+/// A phase's steady (dirty + writeback) / T, kernel and simulator, from the replay's last
+/// table.
+fn steady_count(table: &str, phase: &str) -> (f64, f64) {
+    let row = format!("| {phase} |");
     let global = table
         .lines()
         .rev()
-        .find(|l| l.starts_with("| A alone |"))
-        .unwrap_or_else(|| panic!("no global row:\n{table}"));
+        .find(|l| l.starts_with(&row))
+        .unwrap_or_else(|| panic!("no global row for {phase}:\n{table}"));
     let cells: Vec<f64> = global
         .split('|')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     assert_eq!(cells.len(), 2, "{global}");
-    assert!((cells[0] - cells[1]).abs() <= 0.03, "{global}");
+    (cells[0], cells[1])
 }
 
 /// The same recording once B writes beside A: A's device is replayed at what
@@ -164,22 +180,12 @@ fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
 /// the simulator's A outran it by half and settled 0.2·T lower).
 #[test]
 fn the_recorded_fast_writer_beside_b_settles_where_the_kernel_did() {
-    let path = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/observe/crosscheck-6.18-unthrottled.csv"
-    ));
-    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
-    let global = table
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("| A+B |"))
-        .unwrap_or_else(|| panic!("no global row:\n{table}"));
-    let cells: Vec<f64> = global
-        .split('|')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
-    assert_eq!(cells.len(), 2, "{global}");
-    assert!((cells[0] - cells[1]).abs() <= 0.03, "{global}");
+    let table = unthrottled_replay();
+    let (kernel, sim) = steady_count(&table, "A+B");
+    assert!(
+        (kernel - sim).abs() <= 0.03,
+        "A+B: kernel {kernel}, sim {sim}"
+    );
     let mut checked = 0;
     for line in table.lines().filter(|l| l.contains("| A loop0 |")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
