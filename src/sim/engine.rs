@@ -81,8 +81,7 @@ struct Device {
     wb_thresh: u64,
     wb_bg_thresh: u64,
     strict: bool,
-    /// `ctl` and `pause_target` are set for the current step (by its first
-    /// running writer).
+    /// `ctl` is set for the current step (by its first running writer).
     ctl_ready: bool,
     /// A writer on this device was throttled in the current step.
     throttled: bool,
@@ -94,9 +93,17 @@ struct Device {
     /// The position control of the current step (thresholds, limits and
     /// bandwidth are fixed through phase 4); set by the step's first
     /// running writer on the device.
+    // INVARIANT: `ctl` is `PosControl::new(&k)` for `ctl_key == Some(k)`;
+    // it is rebuilt only when the fixed inputs of the step (the `Dtc` with
+    // its dirty counts zeroed, which `PosControl::new` does not read)
+    // differ from `k`, so that steps with unchanged limits reuse it.
     ctl: PosControl,
-    /// `wb_min_pause()`'s first half for the last `max_pause` seen in the
-    /// current step (its other inputs are fixed through phase 4).
+    /// The fixed inputs `ctl` was made from (`None`: not made yet).
+    ctl_key: Option<Dtc>,
+    /// `wb_min_pause()`'s first half for the last `max_pause` seen.
+    // INVARIANT: made from the current `est.avg` and
+    // `ratelimit.dirty_ratelimit`, which only move in the bandwidth update
+    // (`Sim::update_estimates`), which clears it; `bdp` checks `max_pause`.
     pause_target: Option<MinPauseTarget>,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
     /// device since the last bandwidth update (`None`: nobody throttled).
@@ -861,8 +868,15 @@ impl<'s, 'a> Sim<'s, 'a> {
                 // What the control reads (limits, thresholds, bandwidth
                 // estimate) is fixed through this phase; the dirty counts
                 // granted by the writers before are not read.
-                d.ctl = PosControl::new(&dtc(d, &global));
-                d.pause_target = None;
+                let key = Dtc {
+                    dirty: 0,
+                    wb_dirty: 0,
+                    ..dtc(d, &global)
+                };
+                if d.ctl_key != Some(key) {
+                    d.ctl = PosControl::new(&key);
+                    d.ctl_key = Some(key);
+                }
                 d.ctl_ready = true;
             }
             let pages = w.run(d, &mut global, t0, t1);
@@ -993,6 +1007,8 @@ impl<'s, 'a> Sim<'s, 'a> {
             d.ratelimit.dirtied_stamp = d.dirtied;
             let busy = d.dirty + d.writeback > 0;
             d.est.update(t_end, d.written, busy);
+            // write_bw and dirty_ratelimit may have moved.
+            d.pause_target = None;
         }
     }
 

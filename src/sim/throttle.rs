@@ -7,6 +7,8 @@
 //! (`RATELIMIT_CALC_SHIFT = 10` fixed point). What is left out, and why, is
 //! listed in the [module docs](super#simplifications).
 
+use core::num::NonZeroU64;
+
 use crate::global_limits::dirty_freerun_ceiling;
 
 /// `RATELIMIT_CALC_SHIFT`: `pos_ratio` is a fixed-point number with 10 fraction bits.
@@ -37,18 +39,23 @@ pub fn pos_ratio_polynom(setpoint: u64, dirty: u64, limit: u64) -> u64 {
 }
 
 /// The divisor of [`pos_ratio_polynom`]: `(limit - setpoint) | 1`, which
-/// does not move with the dirty count.
-fn polynom_den(setpoint: u64, limit: u64) -> i64 {
-    (limit.saturating_sub(setpoint) | 1).min(i64::MAX as u64) as i64
+/// does not move with the dirty count (odd, so never 0: the division by it
+/// needs no check).
+fn polynom_den(setpoint: u64, limit: u64) -> NonZeroU64 {
+    let den = (limit.saturating_sub(setpoint) | 1).min(i64::MAX as u64);
+    NonZeroU64::new(den).unwrap_or(NonZeroU64::MIN)
 }
 
 /// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
 #[inline(always)]
-fn polynom_at(setpoint: u64, den: i64, dirty: u64) -> u64 {
+fn polynom_at(setpoint: u64, den: NonZeroU64, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
     let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
-    let x = (diff << RATELIMIT_CALC_SHIFT) / den;
+    // The kernel's signed division, which truncates towards 0: the
+    // magnitude's quotient with the sign put back (below 2^62, so exact).
+    let q = ((diff.unsigned_abs() << RATELIMIT_CALC_SHIFT) / den) as i64;
+    let x = if diff < 0 { -q } else { q };
     // The kernel's x is within [-1024, 1024] whenever dirty < limit. Beyond
     // ±4096 the result is clamped to 0 or 2 anyway, so clamping x there
     // changes nothing and keeps x³ within i64.
@@ -129,7 +136,7 @@ impl Dtc {
 /// [`PosControl::freerun`] and [`PosControl::position_ratio`] at `(dirty,
 /// wb_dirty)` equal [`Dtc::freerun`] and [`Dtc::position_ratio`] of the
 /// `Dtc` it was made from with those two counts (they are defined through it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PosControl {
     /// `hard_dirty_limit()`: `pos_ratio` is 0 at or above it.
     limit: u64,
@@ -137,7 +144,7 @@ pub struct PosControl {
     freerun: u64,
     /// Global setpoint, `(freerun + limit) / 2`, and the cubic's divisor.
     setpoint: u64,
-    den: i64,
+    den: NonZeroU64,
     strict_limit: bool,
     /// `wb_thresh` (strictlimit), or `min(wb_thresh, thresh)` (the control line's).
     wb_thresh: u64,
@@ -145,13 +152,33 @@ pub struct PosControl {
     /// and its cubic's divisor; `wb_degenerate` when that setpoint is 0 or
     /// `wb_thresh` (the kernel then returns 0).
     wb_setpoint: u64,
-    wb_den: i64,
+    wb_den: NonZeroU64,
     wb_degenerate: bool,
     /// The control line: `x_intercept`, where its 1/4 floor begins
     /// (`x_intercept - span / 4`) and its divisor `(x_intercept - wb_setpoint) | 1`.
     x_intercept: u64,
     line_floor_at: u64,
-    line_den: u64,
+    line_den: NonZeroU64,
+}
+
+/// Every count 0 and every divisor 1 (a control nothing was set up for).
+impl Default for PosControl {
+    fn default() -> Self {
+        PosControl {
+            limit: 0,
+            freerun: 0,
+            setpoint: 0,
+            den: NonZeroU64::MIN,
+            strict_limit: false,
+            wb_thresh: 0,
+            wb_setpoint: 0,
+            wb_den: NonZeroU64::MIN,
+            wb_degenerate: false,
+            x_intercept: 0,
+            line_floor_at: 0,
+            line_den: NonZeroU64::MIN,
+        }
+    }
 }
 
 impl PosControl {
@@ -191,7 +218,7 @@ impl PosControl {
         c.wb_setpoint = wb_setpoint;
         c.x_intercept = x_intercept;
         c.line_floor_at = x_intercept - span / 4;
-        c.line_den = (x_intercept - wb_setpoint) | 1;
+        c.line_den = NonZeroU64::new((x_intercept - wb_setpoint) | 1).unwrap_or(NonZeroU64::MIN);
         c
     }
 
