@@ -896,12 +896,15 @@ impl<'s, 'a> Sim<'s, 'a> {
         // Activity for the Lend policy: a writer dirtying or in
         // balance_dirty_pages(); and the pages each device holds (dirty,
         // under writeback, or granted in this step), which a lender keeps.
-        for d in &self.devices {
-            if d.writing {
-                self.dom.note_active(BdiId(d.id));
+        // (The core ignores both reports under the other policies.)
+        if self.policy == Policy::Lend {
+            for d in &self.devices {
+                if d.writing {
+                    self.dom.note_active(BdiId(d.id));
+                }
+                self.dom
+                    .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
             }
-            self.dom
-                .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
         }
         (step_dirtied, any_throttled)
     }
