@@ -871,7 +871,9 @@ impl<'s, 'a> Sim<'s, 'a> {
                 continue;
             }
             let d = &mut self.devices[w.dev];
-            if !d.ctl_ready {
+            // A writer asleep through the step (`Writer::run` starts at
+            // `max(t0, wake_us) ≥ t1`) makes no call and needs no control.
+            if !d.ctl_ready && w.wake_us < t1 {
                 // What the control reads (limits, thresholds, bandwidth
                 // estimate) is fixed through this phase; the dirty counts
                 // granted by the writers before are not read.
