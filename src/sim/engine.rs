@@ -959,11 +959,15 @@ impl<'s, 'a> Sim<'s, 'a> {
     fn settle_dirtied(&mut self, t: u64, step_dirtied: u64) {
         let mut nr_dirty = 0;
         let mut nr_writeback = 0;
+        let sec = t / 1000;
         for d in self.devices.iter_mut() {
-            d.age(t / 1000, d.pend);
-            d.dirty += d.pend;
-            d.dirtied += d.pend;
-            d.pend = 0;
+            // Nothing granted, nothing to settle (`age` of 0 pages is a no-op).
+            if d.pend > 0 {
+                d.age(sec, d.pend);
+                d.dirty += d.pend;
+                d.dirtied += d.pend;
+                d.pend = 0;
+            }
             nr_dirty += d.dirty;
             nr_writeback += d.writeback;
             d.peak_pinned = d.peak_pinned.max(d.dirty + d.writeback);
