@@ -20,6 +20,7 @@
 //!
 //! Nothing is allocated per step: all state and the recording are sized up front.
 
+use core::num::NonZeroU64;
 use std::collections::VecDeque;
 use std::string::String;
 use std::vec::Vec;
@@ -33,9 +34,9 @@ use crate::policy::Policy;
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, wb_max_pause, BwEstimate, Dtc, MinPauseTarget,
-    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ,
-    JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    dirty_poll_interval, update_dirty_limit, wb_max_pause, BwEstimate, Divisor, Dtc,
+    MinPauseTarget, PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL,
+    DIRTY_POLL_THRESH, HZ, JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 
 /// A run could not go on: the core rejected a setting of the scenario.
@@ -172,6 +173,8 @@ struct Writer {
     dev: usize,
     /// Wanted rate, pages/s.
     rate: u64,
+    /// `rate` as a divisor (1 when `rate` is 0, which never divides).
+    rate_div: Divisor,
     start: u64,
     stop: u64,
     /// Unspent dirtying credit, in 1/1000000 pages.
@@ -319,7 +322,7 @@ impl Writer {
                 budget / 1_000_000
             } else {
                 let need = (want * 1_000_000).saturating_sub(self.carry);
-                let dt = need.div_ceil(self.rate);
+                let dt = self.rate_div.divide_ceil(need);
                 self.carry = self.carry + self.rate * dt - want * 1_000_000;
                 now += dt;
                 want
@@ -410,9 +413,9 @@ impl Writer {
         }
         let carry0 = self.carry;
         let at = |pages: u64| {
-            now0 + (pages * 1_000_000)
-                .saturating_sub(carry0)
-                .div_ceil(self.rate)
+            now0 + self
+                .rate_div
+                .divide_ceil((pages * 1_000_000).saturating_sub(carry0))
         };
         let now = at(total);
         self.carry = carry0 + self.rate * (now - now0) - total * 1_000_000;
@@ -631,13 +634,17 @@ impl<'s, 'a> Sim<'s, 'a> {
         let writers = sc
             .writers
             .iter()
-            .map(|w| Writer {
-                dev: w.device,
-                rate: w.rate.unwrap_or(sc.max_rate),
-                start: w.start_ms,
-                stop: w.stop_ms.unwrap_or(u64::MAX),
-                nr_dirtied_pause: DIRTY_POLL_THRESH,
-                ..Writer::default()
+            .map(|w| {
+                let rate = w.rate.unwrap_or(sc.max_rate);
+                Writer {
+                    dev: w.device,
+                    rate,
+                    rate_div: Divisor::new(NonZeroU64::new(rate).unwrap_or(NonZeroU64::MIN)),
+                    start: w.start_ms,
+                    stop: w.stop_ms.unwrap_or(u64::MAX),
+                    nr_dirtied_pause: DIRTY_POLL_THRESH,
+                    ..Writer::default()
+                }
             })
             .collect();
         Ok(Sim {
@@ -864,7 +871,9 @@ impl<'s, 'a> Sim<'s, 'a> {
                 continue;
             }
             let d = &mut self.devices[w.dev];
-            if !d.ctl_ready {
+            // A writer asleep through the step (`Writer::run` starts at
+            // `max(t0, wake_us) ≥ t1`) makes no call and needs no control.
+            if !d.ctl_ready && w.wake_us < t1 {
                 // What the control reads (limits, thresholds, bandwidth
                 // estimate) is fixed through this phase; the dirty counts
                 // granted by the writers before are not read.
@@ -874,7 +883,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                     ..dtc(d, &global)
                 };
                 if d.ctl_key != Some(key) {
-                    d.ctl = PosControl::new(&key);
+                    d.ctl = PosControl::renew(&key, &d.ctl);
                     d.ctl_key = Some(key);
                 }
                 d.ctl_ready = true;
@@ -889,12 +898,15 @@ impl<'s, 'a> Sim<'s, 'a> {
         // Activity for the Lend policy: a writer dirtying or in
         // balance_dirty_pages(); and the pages each device holds (dirty,
         // under writeback, or granted in this step), which a lender keeps.
-        for d in &self.devices {
-            if d.writing {
-                self.dom.note_active(BdiId(d.id));
+        // (The core ignores both reports under the other policies.)
+        if self.policy == Policy::Lend {
+            for d in &self.devices {
+                if d.writing {
+                    self.dom.note_active(BdiId(d.id));
+                }
+                self.dom
+                    .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
             }
-            self.dom
-                .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
         }
         (step_dirtied, any_throttled)
     }
@@ -947,11 +959,15 @@ impl<'s, 'a> Sim<'s, 'a> {
     fn settle_dirtied(&mut self, t: u64, step_dirtied: u64) {
         let mut nr_dirty = 0;
         let mut nr_writeback = 0;
+        let sec = t / 1000;
         for d in self.devices.iter_mut() {
-            d.age(t / 1000, d.pend);
-            d.dirty += d.pend;
-            d.dirtied += d.pend;
-            d.pend = 0;
+            // Nothing granted, nothing to settle (`age` of 0 pages is a no-op).
+            if d.pend > 0 {
+                d.age(sec, d.pend);
+                d.dirty += d.pend;
+                d.dirtied += d.pend;
+                d.pend = 0;
+            }
             nr_dirty += d.dirty;
             nr_writeback += d.writeback;
             d.peak_pinned = d.peak_pinned.max(d.dirty + d.writeback);

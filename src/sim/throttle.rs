@@ -35,7 +35,7 @@ pub const WB_STAT_ERROR: u64 = 8 * (1 + NR_CPUS.ilog2() as u64) * NR_CPUS;
 /// `pos_ratio_polynom()`: `1 + ((setpoint - dirty) / (limit - setpoint))^3`,
 /// clamped to `[0, 2]`, in `RATELIMIT_CALC_SHIFT` fixed point.
 pub fn pos_ratio_polynom(setpoint: u64, dirty: u64, limit: u64) -> u64 {
-    polynom_at(setpoint, polynom_den(setpoint, limit), dirty)
+    polynom_at(setpoint, Divisor::new(polynom_den(setpoint, limit)), dirty)
 }
 
 /// The divisor of [`pos_ratio_polynom`]: `(limit - setpoint) | 1`, which
@@ -46,15 +46,90 @@ fn polynom_den(setpoint: u64, limit: u64) -> NonZeroU64 {
     NonZeroU64::new(den).unwrap_or(NonZeroU64::MIN)
 }
 
+/// A divisor fixed in advance, with its reciprocal, so that dividing by it
+/// is a multiplication where that is exact: with `c = ⌈2^64 / d⌉` for
+/// `2 ≤ d < 2^32`, `⌊n · c / 2^64⌋ = ⌊n / d⌋` for every `n < 2^32` (Lemire,
+/// Kaser and Kurz, "Faster remainder by direct computation", 2019, with
+/// N = 32 and F = 64: `F ≥ N + log2(d)`). Larger numerators, and `d = 1`
+/// or `d ≥ 2^32`, are divided.
+///
+/// # Invariants
+///
+/// `fast_below` is `2^32` when `c` is `⌈2^64 / d⌉` with `2 ≤ d < 2^32`, and
+/// 0 otherwise (then `c` is not read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Divisor {
+    d: NonZeroU64,
+    c: u64,
+    fast_below: u64,
+}
+
+impl Default for Divisor {
+    /// Division by 1.
+    fn default() -> Self {
+        Divisor::new(NonZeroU64::MIN)
+    }
+}
+
+impl Divisor {
+    /// The divisor `d`.
+    pub fn new(d: NonZeroU64) -> Divisor {
+        if (2..1 << 32).contains(&d.get()) {
+            // u64::MAX / d + 1 = ⌈2^64 / d⌉ for every d ≥ 2 (a power of
+            // two included: then (2^64 - 1) / d = 2^64 / d - 1).
+            Divisor {
+                d,
+                c: u64::MAX / d.get() + 1,
+                fast_below: 1 << 32,
+            }
+        } else {
+            Divisor {
+                d,
+                c: 0,
+                fast_below: 0,
+            }
+        }
+    }
+
+    /// The divisor `d`, this one if it already is `d` (no division to
+    /// make the reciprocal again).
+    #[inline]
+    pub fn or_new(self, d: NonZeroU64) -> Divisor {
+        if self.d == d {
+            self
+        } else {
+            Divisor::new(d)
+        }
+    }
+
+    /// `⌊n / d⌋`.
+    #[inline(always)]
+    pub fn divide(self, n: u64) -> u64 {
+        if n < self.fast_below {
+            ((u128::from(self.c) * u128::from(n)) >> 64) as u64
+        } else {
+            n / self.d
+        }
+    }
+
+    /// `⌈n / d⌉`.
+    #[inline(always)]
+    pub fn divide_ceil(self, n: u64) -> u64 {
+        let q = self.divide(n);
+        // q · d ≤ n: no overflow.
+        q + u64::from(q * self.d.get() != n)
+    }
+}
+
 /// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
 #[inline(always)]
-fn polynom_at(setpoint: u64, den: NonZeroU64, dirty: u64) -> u64 {
+fn polynom_at(setpoint: u64, den: Divisor, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
     let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
     // The kernel's signed division, which truncates towards 0: the
     // magnitude's quotient with the sign put back (below 2^62, so exact).
-    let q = ((diff.unsigned_abs() << RATELIMIT_CALC_SHIFT) / den) as i64;
+    let q = den.divide(diff.unsigned_abs() << RATELIMIT_CALC_SHIFT) as i64;
     let x = if diff < 0 { -q } else { q };
     // The kernel's x is within [-1024, 1024] whenever dirty < limit. Beyond
     // ±4096 the result is clamped to 0 or 2 anyway, so clamping x there
@@ -144,7 +219,7 @@ pub struct PosControl {
     freerun: u64,
     /// Global setpoint, `(freerun + limit) / 2`, and the cubic's divisor.
     setpoint: u64,
-    den: NonZeroU64,
+    den: Divisor,
     strict_limit: bool,
     /// `wb_thresh` (strictlimit), or `min(wb_thresh, thresh)` (the control line's).
     wb_thresh: u64,
@@ -152,13 +227,13 @@ pub struct PosControl {
     /// and its cubic's divisor; `wb_degenerate` when that setpoint is 0 or
     /// `wb_thresh` (the kernel then returns 0).
     wb_setpoint: u64,
-    wb_den: NonZeroU64,
+    wb_den: Divisor,
     wb_degenerate: bool,
     /// The control line: `x_intercept`, where its 1/4 floor begins
     /// (`x_intercept - span / 4`) and its divisor `(x_intercept - wb_setpoint) | 1`.
     x_intercept: u64,
     line_floor_at: u64,
-    line_den: NonZeroU64,
+    line_den: Divisor,
 }
 
 /// Every count 0 and every divisor 1 (a control nothing was set up for).
@@ -168,15 +243,15 @@ impl Default for PosControl {
             limit: 0,
             freerun: 0,
             setpoint: 0,
-            den: NonZeroU64::MIN,
+            den: Divisor::default(),
             strict_limit: false,
             wb_thresh: 0,
             wb_setpoint: 0,
-            wb_den: NonZeroU64::MIN,
+            wb_den: Divisor::default(),
             wb_degenerate: false,
             x_intercept: 0,
             line_floor_at: 0,
-            line_den: NonZeroU64::MIN,
+            line_den: Divisor::default(),
         }
     }
 }
@@ -184,6 +259,13 @@ impl Default for PosControl {
 impl PosControl {
     /// The fixed part of `dtc` (its `dirty` and `wb_dirty` are not read).
     pub fn new(dtc: &Dtc) -> PosControl {
+        PosControl::renew(dtc, &PosControl::default())
+    }
+
+    /// [`PosControl::new`], with the divisors of `prev` kept where they
+    /// are the same (they then need no new reciprocal).
+    #[inline]
+    pub fn renew(dtc: &Dtc, prev: &PosControl) -> PosControl {
         let limit = dtc.limit();
         let freerun = dirty_freerun_ceiling(dtc.thresh, dtc.bg_thresh);
         let setpoint = (freerun + limit) / 2;
@@ -191,14 +273,16 @@ impl PosControl {
             limit,
             freerun,
             setpoint,
-            den: polynom_den(setpoint, limit),
+            den: prev.den.or_new(polynom_den(setpoint, limit)),
             strict_limit: dtc.strict_limit,
             ..PosControl::default()
         };
         if dtc.strict_limit {
             c.wb_thresh = dtc.wb_thresh;
             c.wb_setpoint = dirty_freerun_ceiling(dtc.wb_thresh, dtc.wb_bg_thresh);
-            c.wb_den = polynom_den(c.wb_setpoint, dtc.wb_thresh);
+            c.wb_den = prev
+                .wb_den
+                .or_new(polynom_den(c.wb_setpoint, dtc.wb_thresh));
             c.wb_degenerate = c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh;
             return c;
         }
@@ -218,7 +302,9 @@ impl PosControl {
         c.wb_setpoint = wb_setpoint;
         c.x_intercept = x_intercept;
         c.line_floor_at = x_intercept - span / 4;
-        c.line_den = NonZeroU64::new((x_intercept - wb_setpoint) | 1).unwrap_or(NonZeroU64::MIN);
+        c.line_den = prev
+            .line_den
+            .or_new(NonZeroU64::new((x_intercept - wb_setpoint) | 1).unwrap_or(NonZeroU64::MIN));
         c
     }
 
@@ -272,7 +358,9 @@ impl PosControl {
         }
         let mut pos_ratio = polynom_at(self.setpoint, self.den, dirty);
         if wb_dirty < self.line_floor_at {
-            pos_ratio = pos_ratio.saturating_mul(self.x_intercept - wb_dirty) / self.line_den;
+            pos_ratio = self
+                .line_den
+                .divide(pos_ratio.saturating_mul(self.x_intercept - wb_dirty));
         } else {
             // The 1/4 floor of the control line.
             pos_ratio /= 4;
@@ -327,6 +415,14 @@ pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
     if wb_dirty < per_jiffy {
         // The common case on a fast device, without the division.
         return 1;
+    }
+    // The longest pause without the division either: ⌊a / b⌋ + 1 ≥ MAX_PAUSE
+    // exactly when a ≥ (MAX_PAUSE − 1) · b.
+    if per_jiffy
+        .checked_mul(MAX_PAUSE - 1)
+        .is_some_and(|m| wb_dirty >= m)
+    {
+        return MAX_PAUSE;
     }
     (wb_dirty / per_jiffy + 1).min(MAX_PAUSE)
 }
@@ -560,6 +656,7 @@ impl BwEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
 
     #[test]
     fn polynom_hits_its_anchor_points() {
@@ -668,6 +765,88 @@ mod tests {
             }
         }
         assert_eq!(seen_skip, (true, true));
+    }
+
+    #[test]
+    fn divisor_divides_like_the_division() {
+        // Edge divisors (1, powers of two, 2^32 - 1, past 2^32) and
+        // numerators (around d, 2^32, u64::MAX), then pseudo-random ones.
+        let mut ds = vec![
+            1u64,
+            2,
+            3,
+            7,
+            1 << 20,
+            (1 << 31) - 1,
+            1 << 31,
+            u32::MAX as u64,
+        ];
+        ds.extend([1 << 32, (1 << 32) + 1, u64::MAX]);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let r = next();
+            ds.push((r >> (r % 64)).max(1));
+        }
+        for &d in &ds {
+            let div = Divisor::new(NonZeroU64::new(d).unwrap());
+            let mut ns = vec![0u64, 1, d - 1, d, d.wrapping_add(1), d.wrapping_mul(3) - 1];
+            ns.extend([u32::MAX as u64, 1 << 32, u64::MAX, u64::MAX - 1]);
+            for _ in 0..200 {
+                let r = next();
+                ns.push(r >> (r % 64));
+                ns.push(r & 0xffff_ffff);
+            }
+            for n in ns {
+                assert_eq!(div.divide(n), n / d, "{n} / {d}");
+                assert_eq!(div.divide_ceil(n), n.div_ceil(d), "{n} / {d} rounded up");
+            }
+            let other = Divisor::new(NonZeroU64::new(d.max(2) - 1).unwrap());
+            assert_eq!(other.or_new(div.d), div);
+            assert_eq!(div.or_new(div.d), div);
+        }
+    }
+
+    #[test]
+    fn max_pause_without_the_division_is_the_same() {
+        for write_bw in [
+            0u64,
+            1,
+            31,
+            32,
+            1000,
+            25_600,
+            102_400,
+            u64::MAX / 64,
+            u64::MAX,
+        ] {
+            let per_jiffy = 1 + write_bw / 32;
+            for wb_dirty in [0u64, 1, per_jiffy, per_jiffy.saturating_mul(48)]
+                .into_iter()
+                .chain([per_jiffy.saturating_mul(49).saturating_sub(1)])
+                .chain([
+                    per_jiffy.saturating_mul(49),
+                    per_jiffy.saturating_mul(50),
+                    u64::MAX,
+                ])
+            {
+                let want = if wb_dirty < per_jiffy {
+                    1
+                } else {
+                    (wb_dirty / per_jiffy).saturating_add(1).min(MAX_PAUSE)
+                };
+                assert_eq!(
+                    wb_max_pause(write_bw, wb_dirty),
+                    want,
+                    "{write_bw} {wb_dirty}"
+                );
+            }
+        }
     }
 
     #[test]
