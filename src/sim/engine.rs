@@ -13,7 +13,9 @@
 //! 5. each bdi completes writeback at its bandwidth and reports the
 //!    completions to the core ([`Domain::writeout_inc`]), then its flusher
 //!    moves its oldest dirty pages under writeback while background writeback
-//!    runs on it, a writer of it was throttled, or kupdate found expired pages;
+//!    runs on it (a chunk of [`writeback_chunk_size`] pages at a time, the
+//!    background threshold checked between chunks), a writer of it was
+//!    throttled, or kupdate found expired pages;
 //! 6. the writers' pages become dirty; every 200 ms the bandwidth estimates,
 //!    `dirty_ratelimit` and the domain's `dirty_limit` are updated; every 5 s
 //!    kupdate marks the pages dirtied more than 30 s ago.
@@ -121,6 +123,9 @@ struct Device {
     /// `balance_dirty_pages()` or by the flusher's periodic wakeup, it goes
     /// on while `wb_over_bg_thresh()` holds.
     bg_running: bool,
+    /// Pages the running background writeback still writes before it checks
+    /// `wb_over_bg_thresh()` again (0: at a check).
+    chunk_left: u64,
     peak_pinned: u64,
 }
 
@@ -165,6 +170,23 @@ impl Device {
 pub const DIRTY_EXPIRE_MS: u64 = 30_000;
 /// `dirty_writeback_centisecs` (5 s): how often kupdate wakes up.
 pub const DIRTY_WRITEBACK_MS: u64 = 5_000;
+/// `DIRTY_SCOPE`: a writeback chunk is at most `dirty_limit / DIRTY_SCOPE`.
+const DIRTY_SCOPE: u64 = 8;
+/// `MIN_WRITEBACK_PAGES` (4 MiB, the default `s_min_writeback_pages`): a
+/// writeback chunk is a multiple of it, and at least one.
+const MIN_WRITEBACK_PAGES: u64 = 4096 >> (crate::consts::PAGE_SHIFT - 10);
+
+/// `writeback_chunk_size()` for background writeback (fs/fs-writeback.c):
+/// what the flusher writes of an inode before `wb_writeback()` looks at
+/// `wb_over_bg_thresh()` again, half a second of the device's estimated
+/// bandwidth but at most `dirty_limit / DIRTY_SCOPE`, rounded down to
+/// [`MIN_WRITEBACK_PAGES`] after adding one. Once started, background
+/// writeback therefore takes the count a chunk below the background
+/// threshold, not just under it.
+fn writeback_chunk_size(avg_write_bandwidth: u64, dirty_limit: u64) -> u64 {
+    let pages = (avg_write_bandwidth / 2).min(dirty_limit / DIRTY_SCOPE);
+    (pages + MIN_WRITEBACK_PAGES) / MIN_WRITEBACK_PAGES * MIN_WRITEBACK_PAGES
+}
 
 /// A writer's state: a task that dirties pages at its wanted rate and calls
 /// `balance_dirty_pages()` every `nr_dirtied_pause` pages.
@@ -920,6 +942,7 @@ impl<'s, 'a> Sim<'s, 'a> {
     fn complete_and_flush(&mut self, t_end: u64) {
         let over_bg_global = self.nr_dirty > self.lim.bg_thresh;
         let wakeup = t_end % DIRTY_WRITEBACK_MS == 0;
+        let dirty_limit = self.dirty_limit;
         for d in self.devices.iter_mut() {
             // Capacity of the step: bw·dt/1000 pages, the fraction carried
             // in 1/1000 pages (precomputed: no division per step).
@@ -946,10 +969,29 @@ impl<'s, 'a> Sim<'s, 'a> {
             let start = d.throttled
                 || (d.writing && (over_bg_global || (d.strict && d.dirty > d.wb_bg_thresh)))
                 || (wakeup && over_bg);
-            d.bg_running = (d.bg_running || start) && over_bg;
+            // wb_writeback(): the work looks at wb_over_bg_thresh() before
+            // each chunk, not while it writes one.
+            if d.chunk_left == 0 {
+                d.bg_running = (d.bg_running || start) && over_bg;
+                if d.bg_running {
+                    d.chunk_left = writeback_chunk_size(d.est.avg, dirty_limit);
+                }
+            }
             if d.bg_running || d.throttled || d.expired > 0 {
-                let submit = d.dirty.min(d.inflight.saturating_sub(d.writeback));
+                let room = d.dirty.min(d.inflight.saturating_sub(d.writeback));
+                // Background writeback alone stops at the chunk's end.
+                let submit = if d.throttled || d.expired > 0 {
+                    room
+                } else {
+                    room.min(d.chunk_left)
+                };
                 d.submit(submit);
+                // A chunk ends early when the wb has nothing dirty left.
+                d.chunk_left = if d.dirty == 0 {
+                    0
+                } else {
+                    d.chunk_left.saturating_sub(submit)
+                };
             }
         }
     }
