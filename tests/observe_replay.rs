@@ -52,11 +52,7 @@ fn a_recording_replays_at_its_measured_rate() {
 /// writers come back within 10% of their measured throughput in every phase.
 #[test]
 fn the_recorded_crosscheck_replays_its_writers() {
-    let path = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/observe/crosscheck-6.18.csv"
-    ));
-    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    let table = recorded_replay("crosscheck-6.18.csv");
     let mut checked = 0;
     for line in table.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -154,11 +150,7 @@ fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
 /// below (0.120·T).
 #[test]
 fn the_second_default_recording_settles_where_the_kernel_did_in_every_phase() {
-    let path = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/observe/crosscheck-6.18-writers-2.csv"
-    ));
-    let table = replay(path, Policy::Linux, 9.0, None).expect("replay");
+    let table = recorded_replay("crosscheck-6.18-writers-2.csv");
     for phase in ["A alone", "A+B", "A max_ratio→10%", "B+FUSE"] {
         let (kernel, sim) = steady_count(&table, phase);
         assert!(
@@ -170,11 +162,16 @@ fn the_second_default_recording_settles_where_the_kernel_did_in_every_phase() {
 
 /// The replay of the recording with A as fast as allowed (tmpfs-backed loop devices).
 fn unthrottled_replay() -> String {
-    let path = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/observe/crosscheck-6.18-unthrottled.csv"
-    ));
-    replay(path, Policy::Linux, 9.0, None).expect("replay")
+    recorded_replay("crosscheck-6.18-unthrottled.csv")
+}
+
+/// The side-by-side table of a committed recording (`tests/data/observe/NAME`) replayed
+/// under Linux, scored from 9 s into each phase.
+fn recorded_replay(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/observe")
+        .join(name);
+    replay(&path, Policy::Linux, 9.0, None).expect("replay")
 }
 
 /// A phase's steady (dirty + writeback) / T, kernel and simulator, from the replay's last
