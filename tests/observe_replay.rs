@@ -135,11 +135,7 @@ fn an_unthrottled_writer_replays_as_one_and_other_bdis_follow_their_completions(
 #[test]
 fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
     let table = unthrottled_replay();
-    let (kernel, sim) = steady_count(&table, "A alone");
-    assert!(
-        (kernel - sim).abs() <= 0.03,
-        "A alone: kernel {kernel}, sim {sim}"
-    );
+    assert_settles_where_the_kernel_did(&table, "A alone");
 }
 
 /// The second recording of the default experiment (Linux 6.18, this machine): in every
@@ -152,11 +148,7 @@ fn the_recorded_single_fast_writer_settles_where_the_kernel_did() {
 fn the_second_default_recording_settles_where_the_kernel_did_in_every_phase() {
     let table = recorded_replay("crosscheck-6.18-writers-2.csv");
     for phase in ["A alone", "A+B", "A max_ratio→10%", "B+FUSE"] {
-        let (kernel, sim) = steady_count(&table, phase);
-        assert!(
-            (kernel - sim).abs() <= 0.03,
-            "{phase}: kernel {kernel}, sim {sim}\n{table}"
-        );
+        assert_settles_where_the_kernel_did(&table, phase);
     }
 }
 
@@ -172,6 +164,16 @@ fn recorded_replay(name: &str) -> String {
         .join("tests/data/observe")
         .join(name);
     replay(&path, Policy::Linux, 9.0, None).expect("replay")
+}
+
+/// The target for a phase's steady (dirty + writeback) / T: the simulator within 0.03·T of
+/// the kernel.
+fn assert_settles_where_the_kernel_did(table: &str, phase: &str) {
+    let (kernel, sim) = steady_count(table, phase);
+    assert!(
+        (kernel - sim).abs() <= 0.03,
+        "{phase}: kernel {kernel}, sim {sim}\n{table}"
+    );
 }
 
 /// A phase's steady (dirty + writeback) / T, kernel and simulator, from the replay's last
@@ -200,11 +202,7 @@ fn steady_count(table: &str, phase: &str) -> (f64, f64) {
 #[test]
 fn the_recorded_fast_writer_beside_b_settles_where_the_kernel_did() {
     let table = unthrottled_replay();
-    let (kernel, sim) = steady_count(&table, "A+B");
-    assert!(
-        (kernel - sim).abs() <= 0.03,
-        "A+B: kernel {kernel}, sim {sim}"
-    );
+    assert_settles_where_the_kernel_did(&table, "A+B");
     let mut checked = 0;
     for line in table.lines().filter(|l| l.contains("| A loop0 |")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();

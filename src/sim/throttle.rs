@@ -42,8 +42,8 @@ pub fn pos_ratio_polynom(setpoint: u64, dirty: u64, limit: u64) -> u64 {
 /// does not move with the dirty count (odd, so never 0: the division by it
 /// needs no check).
 fn polynom_den(setpoint: u64, limit: u64) -> NonZeroU64 {
-    let den = (limit.saturating_sub(setpoint) | 1).min(i64::MAX as u64);
-    NonZeroU64::new(den).unwrap_or(NonZeroU64::MIN)
+    // i64::MAX is odd: clamping before or after the `| 1` is the same.
+    NonZeroU64::MIN | limit.saturating_sub(setpoint).min(i64::MAX as u64)
 }
 
 /// A divisor fixed in advance, with its reciprocal, so that dividing by it
@@ -304,7 +304,7 @@ impl PosControl {
         c.line_floor_at = x_intercept - span / 4;
         c.line_den = prev
             .line_den
-            .or_new(NonZeroU64::new((x_intercept - wb_setpoint) | 1).unwrap_or(NonZeroU64::MIN));
+            .or_new(NonZeroU64::MIN | (x_intercept - wb_setpoint));
         c
     }
 
