@@ -50,6 +50,9 @@ struct ReplayArgs {
     /// Also draw one figure per phase into this directory (replay-<n>.svg/png).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Also write the scenario the recording was turned into (TOML, for `simulate`).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
 }
 
 /// Arguments of `dirtylimit plot`.
@@ -156,8 +159,9 @@ struct CrosscheckArgs {
     /// Seconds at the start of each phase that are not scored (3 periods by default).
     #[arg(long, default_value = "9", value_parser = seconds)]
     settle: Duration,
-    /// Seconds of idle baseline before the first writer starts.
-    #[arg(long, default_value = "3", value_parser = seconds)]
+    /// Seconds of idle baseline before the first writer starts (8 periods: what the kernel
+    /// counted before the experiment has aged to 1/256 when writer A starts).
+    #[arg(long, default_value = "24", value_parser = seconds)]
     baseline: Duration,
     /// Seconds between samples (completions arrive in bursts; 0.25 s places them in time
     /// well enough for the model to age them as the kernel did).
@@ -289,17 +293,28 @@ fn main() -> ExitCode {
         Command::Crosscheck(a) => {
             dirtylimit::observe::run_crosscheck(&a.into()).map_err(Into::into)
         }
-        Command::Replay(a) => dirtylimit::observe::replay::replay(
-            &a.csv,
-            a.policy,
-            a.settle.as_secs_f64(),
-            a.out.as_deref(),
-        )
-        .map(|table| {
-            print!("{table}");
-            ExitCode::SUCCESS
-        })
-        .map_err(Into::into),
+        Command::Replay(a) => a
+            .scenario
+            .as_deref()
+            .map_or(Ok(()), |path| {
+                let toml = dirtylimit::observe::replay::replay_scenario(&a.csv)?;
+                std::fs::write(path, toml).map_err(|e| {
+                    dirtylimit::observe::error::ObserveError::io_path("writing", path, e)
+                })
+            })
+            .and_then(|()| {
+                dirtylimit::observe::replay::replay(
+                    &a.csv,
+                    a.policy,
+                    a.settle.as_secs_f64(),
+                    a.out.as_deref(),
+                )
+            })
+            .map(|table| {
+                print!("{table}");
+                ExitCode::SUCCESS
+            })
+            .map_err(Into::into),
     };
     match res {
         Ok(code) => code,

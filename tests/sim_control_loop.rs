@@ -6,7 +6,7 @@
 //! background threshold waits for the flusher's 5 s wakeup.
 
 use dirtylimit::policy::Policy;
-use dirtylimit::sim::{run, Scenario};
+use dirtylimit::sim::{run, Scenario, Sim};
 
 /// One device at `bw` MiB/s, `writers` writers as fast as allowed (8 GB/s),
 /// dirty_ratio 10 / dirty_background_ratio 5 of 23 GiB: T ≈ 2.3 GiB.
@@ -116,4 +116,43 @@ fn a_wb_over_only_its_own_background_threshold_waits_for_the_wakeup() {
     // The wakeup at 5 s starts it.
     let (d, _) = at(5_500);
     assert!(d.written > 0, "{d:?}");
+}
+
+/// The steps (sim time, ms) at which the domain declared periods, and how many, one writer
+/// completing throughout; `boundaries` is the scenario's `period_boundaries_s` line, if any.
+fn period_ends(boundaries: &str) -> Vec<(u64, u64)> {
+    let text = format!(
+        "name = \"p\"\nduration_s = 14\n{boundaries}\n[memory]\ndirtyable_mib = 4096\n\
+         [vm]\ndirty_bytes = 67108864\ndirty_background_bytes = 8388608\n\
+         [[device]]\nname = \"d\"\nbandwidth_mib_s = 100\n\
+         [[writer]]\nname = \"w\"\ndevice = \"d\"\nrate_mib_s = 50\n"
+    );
+    let sc = Scenario::from_toml(&text, "test").expect("scenario parses");
+    let mut slots = Sim::slots(&sc);
+    let mut sim = Sim::new(&sc, Policy::Linux, &mut slots).expect("sim");
+    let mut ends = Vec::new();
+    while !sim.done() {
+        let (t, before) = (sim.now(), sim.periods());
+        sim.step().expect("step");
+        if sim.periods() > before {
+            ends.push((t, sim.periods() - before));
+        }
+    }
+    ends
+}
+
+#[test]
+fn periods_end_on_recorded_boundaries() {
+    // The domain's own clock: one period after the first completion, then every 3 s.
+    let own = period_ends("");
+    assert_eq!(own.len(), 4, "{own:?}");
+    assert!(
+        own.windows(2)
+            .all(|w| w[1].0 - w[0].0 == 3000 && w[1].1 == 1),
+        "{own:?}"
+    );
+    // A recorded kernel's: at the first step at or after each run of its writeout_period()
+    // (timer-wheel gaps of 3.072 and 2.816 s, then a timer 6.08 s late: two periods at once).
+    let rec = period_ends("period_boundaries_s = [0.73, 3.802, 6.618, 12.7]");
+    assert_eq!(rec, [(730, 1), (3810, 1), (6620, 1), (12700, 2)], "{rec:?}");
 }

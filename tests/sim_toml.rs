@@ -143,6 +143,26 @@ fn event_without_a_change_and_bad_times_are_rejected() {
     assert_eq!(e.line_col.map(|l| l.0), Some(16), "{e}");
 }
 
+#[test]
+fn period_boundaries_must_be_positive_and_increasing() {
+    let with = |list: &str| {
+        GOOD.replace(
+            "duration_s = 5",
+            &format!("duration_s = 5\nperiod_boundaries_s = [{list}]"),
+        )
+    };
+    let sc = Scenario::from_toml(&with("0.5, 3.5"), "t.toml").expect("increasing boundaries parse");
+    assert_eq!(sc.period_boundaries_s, [0.5, 3.5]);
+    for bad in ["3.5, 0.5", "1.0, 1.0", "0, 1", "-1, 2"] {
+        let e = err(&with(bad));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("period_boundaries_s"),
+            "[{bad}]: {e}"
+        );
+    }
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dirtylimit"))
 }

@@ -6,7 +6,10 @@
 //! `/dev/fuse` is usable, a FUSE mount served by [`super::fusefs`]. Writer threads of this
 //! process dirty pages at fixed rates in phases:
 //!
-//! 0. `idle`: nothing (a few seconds of baseline, not scored);
+//! 0. `idle`: nothing (a baseline, not scored). Its default, 24 s, is 8 periods: the
+//!    completions the kernel counted before the experiment (other processes' writes, the
+//!    file systems' creation) have aged to 1/256 of what they were when writer A starts, so
+//!    A's share grows from an empty history, as in the simulator's replay;
 //! 1. `A alone`: writer A;
 //! 2. `A+B`: writer B starts beside A;
 //! 3. `A max_ratio→N%`: A's `max_ratio` is lowered while both keep writing;

@@ -61,8 +61,7 @@ use crate::domain::{Domain, DomainConfig};
 use crate::flex_proportions::Fraction;
 use crate::period::DEFAULT_PERIOD_MS;
 use crate::policy::Policy;
-
-use super::trace::Warp;
+use crate::sim::Warp;
 
 /// How the tracker feeds the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +192,9 @@ pub struct StepSummary {
     pub unused_redistribute: Option<f64>,
     /// Model period deadline (ms since start), for the record.
     pub period_deadline: Option<u64>,
+    /// The latest `writeout_period()` run of the kernel seen so far (seconds since the
+    /// sampler's start), when the model follows the kernel's boundaries.
+    pub kernel_period_s: Option<f64>,
 }
 
 /// A kernel fraction read off `BdiDirtyThresh` (see [`TrackerConfig::seed_from_kernel`]).
@@ -215,6 +217,8 @@ pub struct Tracker<'a> {
     redistribute: Domain<'a>,
     bdis: BTreeMap<String, Tracked>,
     last_ms: Option<u64>,
+    /// The latest kernel period boundary seen (s since the sampler's start).
+    last_boundary: Option<f64>,
     /// When set, the model's periods follow the kernel's observed `writeout_period()` runs.
     warp: Option<Warp>,
     /// Seeding in progress: the fractions seen at the previous sample, and how many
@@ -252,6 +256,7 @@ impl<'a> Tracker<'a> {
             ),
             bdis: BTreeMap::new(),
             last_ms: None,
+            last_boundary: None,
             warp: None,
             pending_seed: None,
         }
@@ -521,7 +526,11 @@ impl<'a> Tracker<'a> {
         self.feed(start, now, &seed, &deltas);
         self.last_ms = Some(now);
         let rows = self.rows(s, now, &deltas);
-        let summary = summarize(&rows, thresh, self.linux.period_deadline());
+        if let Some(b) = boundaries.iter().copied().reduce(f64::max) {
+            self.last_boundary = Some(b);
+        }
+        let mut summary = summarize(&rows, thresh, self.linux.period_deadline());
+        summary.kernel_period_s = self.last_boundary;
         Ok((rows, summary))
     }
 
@@ -698,5 +707,6 @@ pub fn summarize(rows: &[BdiRow], thresh: u64, period_deadline: Option<u64>) -> 
         unused_linux: unused(&|r| r.linux),
         unused_redistribute: unused(&|r| r.redistribute),
         period_deadline,
+        kernel_period_s: None,
     }
 }

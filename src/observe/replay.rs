@@ -48,6 +48,9 @@ struct Row {
     /// The rate the experiment's writer on this bdi was started at (MiB/s, 0 = as fast
     /// as allowed); `None` without one, or in recordings made before the column existed.
     writer: Option<u64>,
+    /// The kernel's latest period boundary by then (s); `None` before the first, where the
+    /// boundaries were not followed, or in recordings made before the column existed.
+    period: Option<f64>,
 }
 
 fn parse(text: &str) -> Result<Vec<Row>> {
@@ -71,6 +74,7 @@ fn parse(text: &str) -> Result<Vec<Row>> {
         col("phase")?,
     );
     let writer = head.iter().position(|h| *h == "writer_mib_s");
+    let period = head.iter().position(|h| *h == "kernel_period_s");
     let mut rows = Vec::new();
     for (n, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
@@ -88,6 +92,7 @@ fn parse(text: &str) -> Result<Vec<Row>> {
             kernel_kb: num(kernel)?,
             phase: f.get(phase).ok_or_else(bad)?.to_string(),
             writer: writer.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
+            period: period.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
         });
     }
     if rows.is_empty() {
@@ -226,7 +231,7 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
     let _ = writeln!(
         s,
         "name = \"replay\"\nduration_s = {:.2}\nsample_ms = {SAMPLE_MS}\nmax_rate_mib_s = {:.0}\n\
-         [memory]\ndirtyable_mib = 16384\n[vm]\ndirty_bytes = {dirty_bytes}\n\
+         {}\n[memory]\ndirtyable_mib = 16384\n[vm]\ndirty_bytes = {dirty_bytes}\n\
          dirty_background_bytes = {}",
         (end * 4.0).ceil() / 4.0,
         // "As fast as allowed": twice the fastest device, so that dirtying, not the
@@ -234,7 +239,8 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
         devs.iter()
             .map(|d| 2.0 * d.bandwidth)
             .fold(2048.0, f64::max),
-        dirty_bytes / 8
+        period_boundaries(rows, t0),
+        dirty_bytes / 8,
     );
     for d in devs {
         let _ = writeln!(
@@ -323,10 +329,29 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
     s
 }
 
-/// Runs `csv` (a `crosscheck --csv` recording) in the simulator under `policy` and returns
-/// the side-by-side table; with `figures`, also draws one figure per phase there
-/// (`replay-<n>.{svg,png}`: each bdi's threshold, kernel solid, simulator dashed).
-pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>) -> Result<String> {
+/// The kernel's period boundaries the recording saw, on the simulator's clock (s since the
+/// first sample), as the scenario line that makes the simulator age completions at the same
+/// instants (how fast a newcomer's share grows depends on when the others' counts halve).
+/// Empty for a recording without them: the simulator's own clock, whose phase is not the
+/// kernel's.
+fn period_boundaries(rows: &[Row], t0: f64) -> String {
+    let mut b: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.period)
+        .map(|p| p - t0)
+        .collect();
+    b.retain(|&x| x > 0.0);
+    b.sort_by(f64::total_cmp);
+    b.dedup_by(|x, y| (*x - *y).abs() < 1e-6);
+    if b.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = b.iter().map(|x| format!("{x:.3}")).collect();
+    format!("period_boundaries_s = [{}]", list.join(", "))
+}
+
+/// The recording at `csv`: its rows, phases and bdis, and the scenario they make.
+fn read(csv: &Path) -> Result<(Vec<Row>, Vec<Span>, Vec<Dev>, String)> {
     let text =
         std::fs::read_to_string(csv).map_err(|e| ObserveError::io_path("reading", csv, e))?;
     let rows = parse(&text)?;
@@ -337,6 +362,20 @@ pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>)
         .is_some_and(|h| h.split(',').any(|c| c == "writer_mib_s"));
     let devs = devices(&rows, has_writer_column);
     let toml = scenario_toml(&rows, &devs, &spans);
+    Ok((rows, spans, devs, toml))
+}
+
+/// The scenario (TOML) `replay` runs for the recording at `csv`: to run it again with
+/// `dirtylimit simulate`, change it, or read what the replay assumed.
+pub fn replay_scenario(csv: &Path) -> Result<String> {
+    read(csv).map(|(.., toml)| toml)
+}
+
+/// Runs `csv` (a `crosscheck --csv` recording) in the simulator under `policy` and returns
+/// the side-by-side table; with `figures`, also draws one figure per phase there
+/// (`replay-<n>.{svg,png}`: each bdi's threshold, kernel solid, simulator dashed).
+pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>) -> Result<String> {
+    let (rows, spans, devs, toml) = read(csv)?;
     let sc =
         Scenario::from_toml(&toml, "replay").map_err(|e| ObserveError::Other(e.to_string()))?;
     let rec = run(&sc, policy).map_err(|e| ObserveError::Other(e.to_string()))?;

@@ -40,6 +40,7 @@ use super::throttle::{
     MinPauseTarget, PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL,
     DIRTY_POLL_THRESH, HZ, JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
+use super::warp::Warp;
 
 /// A run could not go on: the core rejected a setting of the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -593,6 +594,11 @@ pub struct Sim<'s, 'a> {
     sc: &'s Scenario,
     policy: Policy,
     dom: Domain<'a>,
+    /// The domain's clock on recorded period boundaries
+    /// ([`Scenario::period_boundaries_s`]); `None`: simulated time.
+    warp: Option<Warp>,
+    /// Periods the domain has declared ([`Domain::tick`]).
+    periods: u64,
     lim: DirtyLimits,
     dirty_limit: u64,
     now: u64,
@@ -669,10 +675,17 @@ impl<'s, 'a> Sim<'s, 'a> {
                 }
             })
             .collect();
-        Ok(Sim {
+        let warp = (!sc.period_boundaries_s.is_empty()).then(|| {
+            let mut w = Warp::new(sc.period_ms);
+            w.push(&sc.period_boundaries_s);
+            w
+        });
+        let mut sim = Sim {
             sc,
             policy,
             dom,
+            warp,
+            periods: 0,
             lim,
             dirty_limit: lim.thresh,
             now: 0,
@@ -691,7 +704,35 @@ impl<'s, 'a> Sim<'s, 'a> {
             unused_acc: 0,
             throttled_ms: 0,
             rec: Recording::new(sc),
-        })
+        };
+        if sim.warp.is_some() {
+            // The first recorded boundary ends the first period.
+            sim.arm_period_clock(0);
+        }
+        Ok(sim)
+    }
+
+    /// The time the domain is given for simulated time `t` (ms): `t`, or on recorded
+    /// boundaries the [`Warp`]'s model time. A domain clock that aging stopped is armed
+    /// again at the latest boundary, so that its periods stay on the recorded grid.
+    fn domain_time(&mut self, t: u64) -> u64 {
+        let Some(w) = self.warp.as_mut() else {
+            return t;
+        };
+        let base = w.base();
+        let m = w.model_time(t);
+        let new_base = w.base();
+        if new_base != base && self.dom.period_deadline().is_none() {
+            self.arm_period_clock(new_base);
+        }
+        m
+    }
+
+    /// Arms the domain's period clock at domain time `at` (a completion of no page).
+    fn arm_period_clock(&mut self, at: u64) {
+        if let Some(d) = self.devices.first() {
+            self.dom.writeout_inc(BdiId(d.id), 0, at);
+        }
     }
 
     /// Simulated time (ms).
@@ -733,6 +774,11 @@ impl<'s, 'a> Sim<'s, 'a> {
             writeback: d.writeback,
             written: d.written,
         }
+    }
+
+    /// Periods the domain has declared so far (the counts halved once per period).
+    pub fn periods(&self) -> u64 {
+        self.periods
     }
 
     /// Number of devices.
@@ -786,7 +832,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         let t = self.now;
         let dt = self.sc.step_ms;
         self.apply_events(t)?;
-        self.dom.tick(t);
+        let t_dom = self.domain_time(t);
+        self.periods += u64::from(self.dom.tick(t_dom));
         let sum_wb_thresh = self.query_limits();
         let (step_dirtied, any_throttled) = self.balance_dirty_pages(t);
         if any_throttled {
@@ -943,6 +990,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         let over_bg_global = self.nr_dirty > self.lim.bg_thresh;
         let wakeup = t_end % DIRTY_WRITEBACK_MS == 0;
         let dirty_limit = self.dirty_limit;
+        let t_dom = self.domain_time(t_end);
         for d in self.devices.iter_mut() {
             // Capacity of the step: bw·dt/1000 pages, the fraction carried
             // in 1/1000 pages (precomputed: no division per step).
@@ -957,7 +1005,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             if done > 0 {
                 d.writeback -= done;
                 d.written += done;
-                self.dom.writeout_inc(BdiId(d.id), done, t_end);
+                self.dom.writeout_inc(BdiId(d.id), done, t_dom);
             }
             // wb_over_bg_thresh(): the global count over bg_thresh, or the
             // wb's dirty pages over its wb_bg_thresh. It keeps background

@@ -167,9 +167,11 @@ pub mod report;
 pub mod scenario;
 pub mod scenario_file;
 pub mod throttle;
+pub mod warp;
 
 pub use builtin::{all_builtin, builtin, BUILTIN};
 pub use engine::{run, Counts, Sim, SimError};
 pub use record::{metrics, Metrics, Recording};
 pub use scenario::Scenario;
 pub use scenario_file::ScenarioError;
+pub use warp::Warp;

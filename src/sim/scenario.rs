@@ -186,6 +186,10 @@ pub struct Scenario {
     pub sample_ms: u64,
     /// Proportion period (ms).
     pub period_ms: u64,
+    /// Where the periods end (s, increasing), as a recorded kernel's `writeout_period()` ran;
+    /// empty: the domain's own clock, one period after the first completion and every
+    /// `period_ms` after that. See [`Warp`](crate::sim::Warp).
+    pub period_boundaries_s: Vec<f64>,
     /// Memory the dirtyable amount is computed from.
     pub mem: MemInfo,
     /// vm.dirty_* settings.

@@ -97,6 +97,8 @@ struct File {
     sample_ms: Option<u64>,
     #[serde(default, deserialize_with = "opt_positive_u64")]
     period_ms: Option<u64>,
+    #[serde(default)]
+    period_boundaries_s: Vec<f64>,
     #[serde(default, deserialize_with = "opt_rate")]
     max_rate_mib_s: Option<f64>,
     memory: MemoryFile,
@@ -471,6 +473,14 @@ fn build(f: File, cx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
             format!("{steps} steps is too many (at most 1e7): raise step_ms"),
         ));
     }
+    let b = &f.period_boundaries_s;
+    if b.iter().any(|x| !(x.is_finite() && *x > 0.0)) || b.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(cx.err(
+            None,
+            Some("period_boundaries_s"),
+            String::from("period boundaries must be positive seconds in increasing order"),
+        ));
+    }
     let mem = build_memory(&f.memory, cx)?;
     let vm = match &f.vm {
         Some(v) => build_vm(v, cx)?,
@@ -490,6 +500,7 @@ fn build(f: File, cx: &Ctx<'_>) -> Result<Scenario, ScenarioError> {
         step_ms,
         sample_ms,
         period_ms: f.period_ms.unwrap_or(DEFAULT_PERIOD_MS),
+        period_boundaries_s: f.period_boundaries_s.clone(),
         mem,
         vm,
         max_rate,
