@@ -350,8 +350,16 @@ fn period_boundaries(rows: &[Row], t0: f64) -> String {
     format!("period_boundaries_s = [{}]", list.join(", "))
 }
 
-/// The recording at `csv`: its rows, phases and bdis, and the scenario they make.
-fn read(csv: &Path) -> Result<(Vec<Row>, Vec<Span>, Vec<Dev>, String)> {
+/// A recording read: its rows, phases and bdis, and the scenario they make.
+struct Recorded {
+    rows: Vec<Row>,
+    spans: Vec<Span>,
+    devs: Vec<Dev>,
+    toml: String,
+}
+
+/// Reads the recording at `csv`.
+fn read(csv: &Path) -> Result<Recorded> {
     let text =
         std::fs::read_to_string(csv).map_err(|e| ObserveError::io_path("reading", csv, e))?;
     let rows = parse(&text)?;
@@ -362,20 +370,30 @@ fn read(csv: &Path) -> Result<(Vec<Row>, Vec<Span>, Vec<Dev>, String)> {
         .is_some_and(|h| h.split(',').any(|c| c == "writer_mib_s"));
     let devs = devices(&rows, has_writer_column);
     let toml = scenario_toml(&rows, &devs, &spans);
-    Ok((rows, spans, devs, toml))
+    Ok(Recorded {
+        rows,
+        spans,
+        devs,
+        toml,
+    })
 }
 
 /// The scenario (TOML) `replay` runs for the recording at `csv`: to run it again with
 /// `dirtylimit simulate`, change it, or read what the replay assumed.
 pub fn replay_scenario(csv: &Path) -> Result<String> {
-    read(csv).map(|(.., toml)| toml)
+    read(csv).map(|r| r.toml)
 }
 
 /// Runs `csv` (a `crosscheck --csv` recording) in the simulator under `policy` and returns
 /// the side-by-side table; with `figures`, also draws one figure per phase there
 /// (`replay-<n>.{svg,png}`: each bdi's threshold, kernel solid, simulator dashed).
 pub fn replay(csv: &Path, policy: Policy, settle_s: f64, figures: Option<&Path>) -> Result<String> {
-    let (rows, spans, devs, toml) = read(csv)?;
+    let Recorded {
+        rows,
+        spans,
+        devs,
+        toml,
+    } = read(csv)?;
     let sc =
         Scenario::from_toml(&toml, "replay").map_err(|e| ObserveError::Other(e.to_string()))?;
     let rec = run(&sc, policy).map_err(|e| ObserveError::Other(e.to_string()))?;
