@@ -31,6 +31,7 @@
 //! step_ms = 10                     # optional, simulation step (default 10)
 //! sample_ms = 100                  # optional, recording interval (default 100, multiple of step_ms)
 //! period_ms = 3000                 # optional, proportion period (default 3000)
+//! period_boundaries_s = [2.6, 5.7]  # optional, where periods end (a recorded kernel's; `replay`)
 //! max_rate_mib_s = 2048            # optional, speed of "as fast as allowed" writers
 //!
 //! [memory]                         # required: either
