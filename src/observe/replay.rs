@@ -163,7 +163,8 @@ fn devices(rows: &[Row], has_writer_column: bool) -> Vec<Dev> {
         let mut changes = Vec::new();
         for w in rs.windows(2) {
             if w[1].max_ratio_fine != w[0].max_ratio_fine {
-                changes.push((w[1].t, w[1].max_ratio_fine));
+                // Set right after the sample before (crosscheck changes it as a phase begins).
+                changes.push((w[0].t, w[1].max_ratio_fine));
             }
         }
         let name: String = rs[0]
@@ -223,8 +224,19 @@ fn busy_seconds(rows: &[Row], bdi: &str, t0: f64, end: f64) -> Vec<(f64, f64)> {
 }
 
 /// The scenario of a recording, as TOML (so that it goes through the same checks as a file).
+/// Where the simulator's clock starts on the recording's: the first sample.
+fn origin(rows: &[Row]) -> f64 {
+    rows[0].t
+}
+
+/// The simulator's sample nearest to the recording's time `t` (origin `t0`).
+fn sim_sample(t: f64, t0: f64, sc: &Scenario, rec: &Recording) -> usize {
+    let i = ((t - t0) * 1000.0 / sc.sample_ms as f64).round().max(0.0) as usize;
+    i.min(rec.len().saturating_sub(1))
+}
+
 fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
-    let t0 = rows[0].t;
+    let t0 = origin(rows);
     let end = rows.last().map_or(t0, |r| r.t) - t0;
     let dirty_bytes = rows[0].dirty_thresh_kb * 1024;
     let mut s = String::new();
@@ -271,8 +283,15 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
                 from += 1.0;
             }
         }
-        for sp in spans.iter().filter(|_| !d.background) {
-            let r = rate(rows, &d.bdi, sp.from, sp.to);
+        // Crosscheck starts a phase's writers (and applies its settings) right after the
+        // sample that ends the previous phase, and stops them right after the phase's last.
+        let begins = spans.iter().scan(t0, |prev_end, sp| {
+            let begin = *prev_end;
+            *prev_end = sp.to;
+            Some((begin, sp))
+        });
+        for (begin, sp) in begins.filter(|_| !d.background) {
+            let r = rate(rows, &d.bdi, begin, sp.to);
             // A writer started "as fast as allowed" is replayed as one: its rate is what
             // the throttling gave it, not an input.
             let unthrottled = rows
@@ -293,8 +312,8 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
                 d.name,
                 s.matches("[[writer]]").count(),
                 d.name,
-                ((sp.from - t0) * 4.0).round() / 4.0,
-                ((sp.to - t0) * 4.0).round() / 4.0 + 0.25,
+                ((begin - t0) * 4.0).round() / 4.0,
+                ((sp.to - t0) * 4.0).round() / 4.0,
             );
         }
         // The device of a writer as fast as allowed completes, second by second, what the
@@ -424,7 +443,7 @@ fn draw(
 
     init_font()?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let t0 = rows[0].t;
+    let t0 = origin(rows);
     let colors = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
@@ -445,8 +464,7 @@ fn draw(
             let sim: Vec<(f64, f64)> = kern
                 .iter()
                 .map(|&(dt, _)| {
-                    let i = (((sp.from + dt - t0) * 1000.0) as u64 / sc.sample_ms)
-                        .min(rec.len() as u64 - 1) as usize;
+                    let i = sim_sample(sp.from + dt, t0, sc, rec);
                     (dt, rec.dev(i, k).wb_thresh as f64 / PAGES_PER_MIB as f64)
                 })
                 .collect();
@@ -554,10 +572,9 @@ fn compare(
     rec: &Recording,
     settle_s: f64,
 ) -> String {
-    let t0 = rows[0].t;
+    let t0 = origin(rows);
     let mib = |pages: u64| pages as f64 / PAGES_PER_MIB as f64;
-    let sample =
-        |t: f64| (((t - t0) * 1000.0) as u64 / sc.sample_ms).min(rec.len() as u64 - 1) as usize;
+    let sample = |t: f64| sim_sample(t, t0, sc, rec);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -566,7 +583,9 @@ fn compare(
     );
     let mut global =
         String::from("\n| phase | kernel (dirty + writeback) / T | sim |\n|---|---:|---:|\n");
-    for sp in spans.iter().filter(|sp| sp.to - sp.from > settle_s) {
+    // The first phase is the idle baseline: what the kernel shows there is what it counted
+    // before the recording, which the simulator cannot know (it starts empty).
+    for sp in spans.iter().skip(1).filter(|sp| sp.to - sp.from > settle_s) {
         let from = sp.from + settle_s;
         let scored: Vec<&Row> = rows
             .iter()
