@@ -235,7 +235,7 @@ fn sim_sample(t: f64, t0: f64, sc: &Scenario, rec: &Recording) -> usize {
     i.min(rec.len().saturating_sub(1))
 }
 
-fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
+fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span], has_writer_column: bool) -> String {
     let t0 = origin(rows);
     let end = rows.last().map_or(t0, |r| r.t) - t0;
     let dirty_bytes = rows[0].dirty_thresh_kb * 1024;
@@ -297,7 +297,13 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span]) -> String {
             let unthrottled = rows
                 .iter()
                 .any(|x| x.bdi == d.bdi && x.t >= sp.from && x.t <= sp.to && x.writer == Some(0));
-            if r < 0.2 && !unthrottled {
+            // Where the recording names the experiment's writers, a bdi whose writer did
+            // not run in the phase only finishes what it held (a stopped writer's pages).
+            let wrote = !has_writer_column
+                || rows.iter().any(|x| {
+                    x.bdi == d.bdi && x.t >= sp.from && x.t <= sp.to && x.writer.is_some()
+                });
+            if !wrote || (r < 0.2 && !unthrottled) {
                 continue;
             }
             let rate_line = if unthrottled {
@@ -388,7 +394,7 @@ fn read(csv: &Path) -> Result<Recorded> {
         .next()
         .is_some_and(|h| h.split(',').any(|c| c == "writer_mib_s"));
     let devs = devices(&rows, has_writer_column);
-    let toml = scenario_toml(&rows, &devs, &spans);
+    let toml = scenario_toml(&rows, &devs, &spans, has_writer_column);
     Ok(Recorded {
         rows,
         spans,

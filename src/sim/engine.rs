@@ -1111,7 +1111,12 @@ impl<'s, 'a> Sim<'s, 'a> {
                 d.ratelimit.update(&dtc, pos_ratio, d.dirtied, elapsed);
             }
             d.ratelimit.dirtied_stamp = d.dirtied;
-            let busy = d.dirty + d.writeback > 0;
+            // wb_bandwidth_estimate_start() looks at inodes under writeback
+            // (`writeback_inodes`), not dirty ones: a wb whose pages only wait
+            // for the flusher is idle. The update after its writeback ended
+            // (`wb_inode_writeback_end()`'s delayed one) still counts what
+            // completed since the last.
+            let busy = d.writeback > 0 || d.written != d.est.written_stamp;
             d.est.update(t_end, d.written, busy);
             // write_bw and dirty_ratelimit may have moved.
             d.pause_target = None;

@@ -615,8 +615,8 @@ impl Default for BwEstimate {
 
 impl BwEstimate {
     /// One update at `now` (ms) with `written` completions in total so far.
-    /// `busy`: the bdi has pages under writeback or dirty (`wb_has_dirty_io`);
-    /// an idle bdi only moves its stamps, as `wb_bandwidth_estimate_start()`
+    /// `busy`: the bdi has pages under writeback, or completed some since the
+    /// last update; an idle bdi only moves its stamps, as `wb_bandwidth_estimate_start()`
     /// does after [`WB_BANDWIDTH_IDLE_MS`].
     pub fn update(&mut self, now: u64, written: u64, busy: bool) {
         let elapsed = now.saturating_sub(self.time_stamp).max(1);
