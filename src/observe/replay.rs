@@ -27,6 +27,7 @@ use super::crosscheck::median;
 use super::error::{ObserveError, Result};
 use crate::consts::PAGES_PER_MIB;
 use crate::policy::Policy;
+use crate::sim::scenario::DEFAULT_STEP_MS;
 use crate::sim::{run, Recording, Scenario};
 
 /// The simulator's recording interval (ms): the crosscheck's 0.25 s samples.
@@ -343,10 +344,12 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span], has_writer_column: 
             }
         }
         for &(t, ppm) in &d.changes {
+            // After that sample: one step later, so that the simulator's sample there still
+            // shows the setting before.
             let _ = writeln!(
                 s,
-                "[[event]]\nat_s = {:.2}\ndevice = \"{}\"\nmax_ratio_fine = {ppm}",
-                ((t - t0) * 4.0).round() / 4.0,
+                "[[event]]\nat_s = {:.3}\ndevice = \"{}\"\nmax_ratio_fine = {ppm}",
+                ((t - t0) * 4.0).round() / 4.0 + DEFAULT_STEP_MS as f64 / 1000.0,
                 d.name
             );
         }
