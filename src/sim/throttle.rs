@@ -126,20 +126,31 @@ impl Divisor {
 fn polynom_at(setpoint: u64, den: Divisor, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
-    let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
+    let diff = if (setpoint | dirty) < 1 << 52 {
+        setpoint as i64 - dirty as i64
+    } else {
+        (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64)
+    };
     // The kernel's signed division, which truncates towards 0: the
     // magnitude's quotient with the sign put back (below 2^62, so exact).
-    let q = den.divide(diff.unsigned_abs() << RATELIMIT_CALC_SHIFT) as i64;
+    let q = den.divide(diff.unsigned_abs() << RATELIMIT_CALC_SHIFT);
+    // Past ±1.0 the kernel's clamp to [0, 2] decides: 1 + x³ is above 2 for
+    // x ≥ 1025/1024 and below 0 for x ≤ -1025/1024 in this fixed point
+    // (x is within [-1024, 1024] whenever dirty < limit), so the cube is
+    // only taken where it lands in [0, 2] without clamping.
+    if q > 1 << RATELIMIT_CALC_SHIFT {
+        return if diff < 0 {
+            0
+        } else {
+            2 << RATELIMIT_CALC_SHIFT
+        };
+    }
+    let q = q as i64;
     let x = if diff < 0 { -q } else { q };
-    // The kernel's x is within [-1024, 1024] whenever dirty < limit. Beyond
-    // ±4096 the result is clamped to 0 or 2 anyway, so clamping x there
-    // changes nothing and keeps x³ within i64.
-    let x = x.clamp(-4096, 4096);
     let mut p = x;
     p = (p * x) >> RATELIMIT_CALC_SHIFT;
     p = (p * x) >> RATELIMIT_CALC_SHIFT;
-    p += 1 << RATELIMIT_CALC_SHIFT;
-    p.clamp(0, 2 << RATELIMIT_CALC_SHIFT) as u64
+    (p + (1 << RATELIMIT_CALC_SHIFT)) as u64
 }
 
 /// `dirty_poll_interval()`: how many pages a free-running task may dirty
@@ -741,6 +752,53 @@ mod tests {
         // Halfway between setpoint and limit: 1 - 1/8.
         assert_eq!(pos_ratio_polynom(1023, 1023 + 511, 2046), 1024 - 128);
         assert_eq!(pos_ratio_polynom(1000, 0, 1000), 2 * POS_RATIO_ONE);
+    }
+
+    #[test]
+    fn polynom_skips_the_clamps_exactly() {
+        // pos_ratio_polynom() with both of the kernel's clamps, x to
+        // [-4096, 4096] (the kernel's own x stays within [-1024, 1024]
+        // below the limit) and the result to [0, 2].
+        fn clamped(setpoint: u64, dirty: u64, limit: u64) -> u64 {
+            let den = polynom_den(setpoint, limit).get() as i64;
+            let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
+            let x = ((diff << RATELIMIT_CALC_SHIFT) / den).clamp(-4096, 4096);
+            let p = (((x * x) >> RATELIMIT_CALC_SHIFT) * x) >> RATELIMIT_CALC_SHIFT;
+            (p + (1 << RATELIMIT_CALC_SHIFT)).clamp(0, 2 << RATELIMIT_CALC_SHIFT) as u64
+        }
+        for (setpoint, limit) in [
+            (1023u64, 2046u64),
+            (100, 101),
+            (5000, 9000),
+            (0, 7),
+            (1 << 40, 1 << 41),
+        ] {
+            let span = limit - setpoint;
+            let mut dirties: vec::Vec<u64> = (0..4000).map(|k| k * (limit + span) / 4000).collect();
+            dirties.extend([
+                0,
+                setpoint,
+                limit,
+                limit + 10 * span,
+                u64::MAX,
+                1 << 52,
+                (1 << 52) + 1,
+            ]);
+            for k in 0..64 {
+                dirties.push(setpoint.saturating_sub(span * k / 32));
+                dirties.push(setpoint + span * k / 32);
+            }
+            for dirty in dirties {
+                assert_eq!(
+                    pos_ratio_polynom(setpoint, dirty, limit),
+                    clamped(setpoint, dirty, limit),
+                    "{setpoint} {dirty} {limit}"
+                );
+            }
+        }
+        // Inputs past 2^52 pages saturate.
+        assert_eq!(pos_ratio_polynom(u64::MAX, 0, u64::MAX), POS_RATIO_ONE);
+        assert_eq!(pos_ratio_polynom(0, u64::MAX, 1), 0);
     }
 
     #[test]
