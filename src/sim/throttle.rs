@@ -797,7 +797,17 @@ mod tests {
             }
         }
         // Inputs past 2^52 pages saturate.
-        assert_eq!(pos_ratio_polynom(u64::MAX, 0, u64::MAX), POS_RATIO_ONE);
+        for (setpoint, dirty, limit) in [
+            (u64::MAX, 0, u64::MAX),
+            (0, u64::MAX, 1),
+            (1 << 53, 1 << 52, 1 << 54),
+        ] {
+            assert_eq!(
+                pos_ratio_polynom(setpoint, dirty, limit),
+                clamped(setpoint, dirty, limit)
+            );
+        }
+        assert_eq!(pos_ratio_polynom(u64::MAX, 0, u64::MAX), 2 * POS_RATIO_ONE);
         assert_eq!(pos_ratio_polynom(0, u64::MAX, 1), 0);
     }
 
