@@ -499,7 +499,9 @@ pub fn wb_min_pause(
 ///
 /// # Invariants
 ///
-/// `short` is [`min_pause_of`]`(t, pages)`. `long_below`, when set, is
+/// `short` is [`min_pause_of`]`(t, pages)` for the target pause `t` that
+/// [`MinPauseTarget::new`] computes (the call reads `t` nowhere else: a
+/// pause that is too long takes `max_pause`). `long_below`, when set, is
 /// `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and both the product
 /// and `max_pause + 1` within `i64`; then the pause at `task_ratelimit` is
 /// above `max_pause` exactly when `task_ratelimit < long_below`
@@ -1007,8 +1009,10 @@ mod tests {
                 for max_pause in 0..=MAX_PAUSE {
                     let p = MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause);
                     assert!(p.long_below.is_some());
-                    // The target pause t, as `new` has it in `short`'s
-                    // computation: recover it from a call that is not too long.
+                    // A target pause t with the kept result: where the pause
+                    // fits, the kernel's result reads t only through
+                    // min_pause_of, so any such t gives it; where it is too
+                    // long, t is not read.
                     let t = (0..=2 * MAX_PAUSE as i64)
                         .find(|&t| min_pause_of(t, p.pages) == p.short)
                         .unwrap();
