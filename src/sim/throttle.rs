@@ -499,7 +499,7 @@ pub fn wb_min_pause(
 ///
 /// # Invariants
 ///
-/// `short` is [`min_pause_of`]`(t, pages)` for the target pause `t` that
+/// `short` is `min_pause_of(t, pages)` for the target pause `t` that
 /// [`MinPauseTarget::new`] computes (the call reads `t` nowhere else: a
 /// pause that is too long takes `max_pause`). `long_below`, when set, is
 /// `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and both the product
