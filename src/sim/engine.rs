@@ -36,9 +36,9 @@ use crate::policy::Policy;
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, wb_max_pause, BwEstimate, Divisor, Dtc,
-    MinPauseTarget, PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL,
-    DIRTY_POLL_THRESH, HZ, JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    dirty_poll_interval, update_dirty_limit, BwEstimate, Divisor, Dtc, MaxPause, MinPauseTarget,
+    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ,
+    JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 use super::warp::Warp;
 
@@ -104,6 +104,10 @@ struct Device {
     ctl: PosControl,
     /// The fixed inputs `ctl` was made from (`None`: not made yet).
     ctl_key: Option<Dtc>,
+    /// `wb_max_pause()` at the bandwidth estimate.
+    // INVARIANT: `MaxPause::new(est.avg)`; `est` only moves in the bandwidth
+    // update (`Sim::update_estimates`), which renews it.
+    max_pause: MaxPause,
     /// `wb_min_pause()`'s first half for the last `max_pause` seen.
     // INVARIANT: made from the current `est.avg` and
     // `ratelimit.dirty_ratelimit`, which only move in the bandwidth update
@@ -518,7 +522,7 @@ impl Writer {
         let dirty_ratelimit = d.ratelimit.dirty_ratelimit;
         let task_ratelimit =
             ((u128::from(dirty_ratelimit) * u128::from(pos_ratio)) >> RATELIMIT_CALC_SHIFT) as u64;
-        let max_pause = wb_max_pause(d.est.avg, wb_dirty);
+        let max_pause = d.max_pause.at(wb_dirty);
         let target = match d.pause_target {
             Some(p) if p.max_pause == max_pause => p,
             _ => {
@@ -1118,6 +1122,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             // completed since the last.
             let busy = d.writeback > 0 || d.written != d.est.written_stamp;
             d.est.update(t_end, d.written, busy);
+            d.max_pause = MaxPause::new(d.est.avg);
             // write_bw and dirty_ratelimit may have moved.
             d.pause_target = None;
         }

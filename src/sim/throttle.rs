@@ -126,20 +126,31 @@ impl Divisor {
 fn polynom_at(setpoint: u64, den: Divisor, dirty: u64) -> u64 {
     // Page counts are far below 2^52, so the shift cannot overflow; clamp
     // anyway (inputs past 2^52 pages only saturate the result).
-    let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
+    let diff = if (setpoint | dirty) < 1 << 52 {
+        setpoint as i64 - dirty as i64
+    } else {
+        (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64)
+    };
     // The kernel's signed division, which truncates towards 0: the
     // magnitude's quotient with the sign put back (below 2^62, so exact).
-    let q = den.divide(diff.unsigned_abs() << RATELIMIT_CALC_SHIFT) as i64;
+    let q = den.divide(diff.unsigned_abs() << RATELIMIT_CALC_SHIFT);
+    // Past ±1.0 the kernel's clamp to [0, 2] decides: 1 + x³ is above 2 for
+    // x ≥ 1025/1024 and below 0 for x ≤ -1025/1024 in this fixed point
+    // (x is within [-1024, 1024] whenever dirty < limit), so the cube is
+    // only taken where it lands in [0, 2] without clamping.
+    if q > 1 << RATELIMIT_CALC_SHIFT {
+        return if diff < 0 {
+            0
+        } else {
+            2 << RATELIMIT_CALC_SHIFT
+        };
+    }
+    let q = q as i64;
     let x = if diff < 0 { -q } else { q };
-    // The kernel's x is within [-1024, 1024] whenever dirty < limit. Beyond
-    // ±4096 the result is clamped to 0 or 2 anyway, so clamping x there
-    // changes nothing and keeps x³ within i64.
-    let x = x.clamp(-4096, 4096);
     let mut p = x;
     p = (p * x) >> RATELIMIT_CALC_SHIFT;
     p = (p * x) >> RATELIMIT_CALC_SHIFT;
-    p += 1 << RATELIMIT_CALC_SHIFT;
-    p.clamp(0, 2 << RATELIMIT_CALC_SHIFT) as u64
+    (p + (1 << RATELIMIT_CALC_SHIFT)) as u64
 }
 
 /// `dirty_poll_interval()`: how many pages a free-running task may dirty
@@ -411,20 +422,57 @@ pub const DIRTY_EXCEEDED_POLL: u64 = 32 >> (crate::consts::PAGE_SHIFT - 10);
 /// `wb_max_pause()`: at most [`MAX_PAUSE`], less on a small `wb_dirty`
 /// so that the device does not run dry while the task sleeps (jiffies).
 pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
-    let per_jiffy = 1 + write_bw / (1 + HZ / 8).next_power_of_two();
-    if wb_dirty < per_jiffy {
-        // The common case on a fast device, without the division.
-        return 1;
+    MaxPause::new(write_bw).at(wb_dirty)
+}
+
+/// [`wb_max_pause()`] for one `write_bw`, which the simulator moves only in
+/// its bandwidth update: the pages written in a jiffy, and from how many
+/// dirty pages on the pause is [`MAX_PAUSE`], are kept, so that a call
+/// compares `wb_dirty` with them and divides only in between.
+///
+/// # Invariants
+///
+/// `per_jiffy` is `1 + write_bw / roundup_pow_of_two(1 + HZ / 8)` and
+/// `full_from` is `(MAX_PAUSE − 1) · per_jiffy` (`None` when that does not
+/// fit in 64 bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPause {
+    per_jiffy: u64,
+    full_from: Option<u64>,
+}
+
+/// The bounds at [`INIT_BW`], the estimate before any measurement (as
+/// [`BwEstimate::default`] has it).
+impl Default for MaxPause {
+    fn default() -> Self {
+        MaxPause::new(INIT_BW)
     }
-    // The longest pause without the division either: ⌊a / b⌋ + 1 ≥ MAX_PAUSE
-    // exactly when a ≥ (MAX_PAUSE − 1) · b.
-    if per_jiffy
-        .checked_mul(MAX_PAUSE - 1)
-        .is_some_and(|m| wb_dirty >= m)
-    {
-        return MAX_PAUSE;
+}
+
+impl MaxPause {
+    /// The bounds for a wb writing `write_bw` pages/s.
+    pub fn new(write_bw: u64) -> MaxPause {
+        let per_jiffy = 1 + write_bw / (1 + HZ / 8).next_power_of_two();
+        MaxPause {
+            per_jiffy,
+            full_from: per_jiffy.checked_mul(MAX_PAUSE - 1),
+        }
     }
-    (wb_dirty / per_jiffy + 1).min(MAX_PAUSE)
+
+    /// `wb_max_pause()` at `wb_dirty` (jiffies).
+    #[inline]
+    pub fn at(&self, wb_dirty: u64) -> u64 {
+        if wb_dirty < self.per_jiffy {
+            // The common case on a fast device, without the division.
+            return 1;
+        }
+        // The longest pause without the division either: ⌊a / b⌋ + 1 ≥
+        // MAX_PAUSE exactly when a ≥ (MAX_PAUSE − 1) · b.
+        if self.full_from.is_some_and(|m| wb_dirty >= m) {
+            return MAX_PAUSE;
+        }
+        (wb_dirty / self.per_jiffy + 1).min(MAX_PAUSE)
+    }
 }
 
 /// `wb_min_pause()`: the shortest pause worth sleeping (jiffies) and the next
@@ -442,12 +490,30 @@ pub fn wb_min_pause(
 /// `task_ratelimit`: the target pause `t` (jiffies) and the pages dirtied in
 /// it at `dirty_ratelimit`. The simulator keeps it while `write_bw`,
 /// `dirty_ratelimit` and `max_pause` stay the same.
+///
+/// The second half, [`MinPauseTarget::min_pause`], only asks whether the
+/// target's pages at `task_ratelimit` would take longer than `max_pause`:
+/// when they do not, its result is the target's own, which is kept
+/// (`short`), and the question is one comparison of `task_ratelimit` with a
+/// bound kept too (`long_below`).
+///
+/// # Invariants
+///
+/// `short` is `min_pause_of(t, pages)` for the target pause `t` that
+/// [`MinPauseTarget::new`] computes (the call reads `t` nowhere else: a
+/// pause that is too long takes `max_pause`). `long_below`, when set, is
+/// `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and both the product
+/// and `max_pause + 1` within `i64`; then the pause at `task_ratelimit` is
+/// above `max_pause` exactly when `task_ratelimit < long_below`
+/// (`long_below_decides_like_the_division` compares both). Otherwise it
+/// is `None` and the comparison is made as the kernel writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MinPauseTarget {
     /// `max_pause` it was computed for (jiffies).
     pub max_pause: u64,
-    t: i64,
     pages: i64,
+    short: (u64, u64),
+    long_below: Option<u64>,
 }
 
 impl MinPauseTarget {
@@ -473,10 +539,20 @@ impl MinPauseTarget {
                 t = hz * DIRTY_POLL_THRESH as i64 / rate.max(1);
             }
         }
+        // For a non-negative quotient and divisor, ⌊a / b⌋ > m exactly when
+        // a ≥ (m + 1) · b, that is b ≤ ⌊a / (m + 1)⌋: with b = task_ratelimit
+        // + 1, task_ratelimit < ⌊a / (m + 1)⌋. (A product past i64 is above
+        // any a; a task_ratelimit past i64 takes the kernel's other branch,
+        // whose quotient is not positive: not above either.)
+        let long_below = match (hz.checked_mul(pages), mp.checked_add(1)) {
+            (Some(a), Some(m1)) if pages >= 0 && m1 > 0 => Some((a / m1) as u64),
+            _ => None,
+        };
         MinPauseTarget {
             max_pause,
-            t,
             pages,
+            short: min_pause_of(t, pages),
+            long_below,
         }
     }
 
@@ -484,31 +560,40 @@ impl MinPauseTarget {
     /// `(min_pause, nr_dirtied_pause)`.
     #[inline]
     pub fn min_pause(&self, task_ratelimit: u64) -> (u64, u64) {
-        let (mut t, mut pages) = (self.t, self.pages);
-        let hz = HZ as i64;
-        let max_pause = self.max_pause as i64;
-        // pause = HZ · pages / (task_ratelimit + 1); is it above max_pause?
-        // For a non-negative quotient, ⌊a / b⌋ > m exactly when a ≥ (m + 1) · b.
-        let den = task_ratelimit as i64 + 1;
-        let too_long = if pages >= 0 && den > 0 {
-            (max_pause + 1)
-                .checked_mul(den)
-                .is_some_and(|m| hz * pages >= m)
-        } else {
-            hz * pages / den > max_pause
+        let too_long = match self.long_below {
+            Some(bound) => task_ratelimit < bound,
+            None => {
+                // pause = HZ · pages / (task_ratelimit + 1); is it above max_pause?
+                let den = task_ratelimit as i64 + 1;
+                let (hz, max_pause) = (HZ as i64, self.max_pause as i64);
+                if self.pages >= 0 && den > 0 {
+                    (max_pause + 1)
+                        .checked_mul(den)
+                        .is_some_and(|m| hz * self.pages >= m)
+                } else {
+                    hz * self.pages / den > max_pause
+                }
+            }
         };
-        if too_long {
-            t = max_pause;
-            pages = task_ratelimit as i64 * t / HZ_POW2;
+        if !too_long {
+            return self.short;
         }
-        let pages = pages.max(0) as u64;
-        let min_pause = if pages >= DIRTY_POLL_THRESH {
-            1 + t / 2
-        } else {
-            t
-        };
-        (min_pause.max(0) as u64, pages)
+        let t = self.max_pause as i64;
+        min_pause_of(t, task_ratelimit as i64 * t / HZ_POW2)
     }
+}
+
+/// The end of `wb_min_pause()` for a pause of `t` jiffies over `pages`
+/// pages: `(min_pause, nr_dirtied_pause)`, the minimum half the pause
+/// (plus one) once the pages reach [`DIRTY_POLL_THRESH`].
+fn min_pause_of(t: i64, pages: i64) -> (u64, u64) {
+    let pages = pages.max(0) as u64;
+    let min_pause = if pages >= DIRTY_POLL_THRESH {
+        1 + t / 2
+    } else {
+        t
+    };
+    (min_pause.max(0) as u64, pages)
 }
 
 /// `roundup_pow_of_two(HZ)`, the divisor of `wb_min_pause()`'s page counts.
@@ -669,6 +754,63 @@ mod tests {
         // Halfway between setpoint and limit: 1 - 1/8.
         assert_eq!(pos_ratio_polynom(1023, 1023 + 511, 2046), 1024 - 128);
         assert_eq!(pos_ratio_polynom(1000, 0, 1000), 2 * POS_RATIO_ONE);
+    }
+
+    #[test]
+    fn polynom_skips_the_clamps_exactly() {
+        // pos_ratio_polynom() with both of the kernel's clamps, x to
+        // [-4096, 4096] (the kernel's own x stays within [-1024, 1024]
+        // below the limit) and the result to [0, 2].
+        fn clamped(setpoint: u64, dirty: u64, limit: u64) -> u64 {
+            let den = polynom_den(setpoint, limit).get() as i64;
+            let diff = (setpoint.min(1 << 52) as i64) - (dirty.min(1 << 52) as i64);
+            let x = ((diff << RATELIMIT_CALC_SHIFT) / den).clamp(-4096, 4096);
+            let p = (((x * x) >> RATELIMIT_CALC_SHIFT) * x) >> RATELIMIT_CALC_SHIFT;
+            (p + (1 << RATELIMIT_CALC_SHIFT)).clamp(0, 2 << RATELIMIT_CALC_SHIFT) as u64
+        }
+        for (setpoint, limit) in [
+            (1023u64, 2046u64),
+            (100, 101),
+            (5000, 9000),
+            (0, 7),
+            (1 << 40, 1 << 41),
+        ] {
+            let span = limit - setpoint;
+            let mut dirties: vec::Vec<u64> = (0..4000).map(|k| k * (limit + span) / 4000).collect();
+            dirties.extend([
+                0,
+                setpoint,
+                limit,
+                limit + 10 * span,
+                u64::MAX,
+                1 << 52,
+                (1 << 52) + 1,
+            ]);
+            for k in 0..64 {
+                dirties.push(setpoint.saturating_sub(span * k / 32));
+                dirties.push(setpoint + span * k / 32);
+            }
+            for dirty in dirties {
+                assert_eq!(
+                    pos_ratio_polynom(setpoint, dirty, limit),
+                    clamped(setpoint, dirty, limit),
+                    "{setpoint} {dirty} {limit}"
+                );
+            }
+        }
+        // Inputs past 2^52 pages saturate.
+        for (setpoint, dirty, limit) in [
+            (u64::MAX, 0, u64::MAX),
+            (0, u64::MAX, 1),
+            (1 << 53, 1 << 52, 1 << 54),
+        ] {
+            assert_eq!(
+                pos_ratio_polynom(setpoint, dirty, limit),
+                clamped(setpoint, dirty, limit)
+            );
+        }
+        assert_eq!(pos_ratio_polynom(u64::MAX, 0, u64::MAX), 2 * POS_RATIO_ONE);
+        assert_eq!(pos_ratio_polynom(0, u64::MAX, 1), 0);
     }
 
     #[test]
@@ -847,6 +989,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn long_below_decides_like_the_division() {
+        // wb_min_pause()'s second half as the kernel writes it.
+        fn kernel(p: &MinPauseTarget, t: i64, task_ratelimit: u64) -> (u64, u64) {
+            let (mut t, mut pages) = (t, p.pages);
+            let (hz, max_pause) = (HZ as i64, p.max_pause as i64);
+            if hz * pages / (task_ratelimit as i64 + 1) > max_pause {
+                t = max_pause;
+                pages = task_ratelimit as i64 * t / HZ_POW2;
+            }
+            min_pause_of(t, pages)
+        }
+        let mut seen_long = 0;
+        for write_bw in [1u64, 100, 6_400, 25_600, 204_800, 1 << 40] {
+            for dirty_ratelimit in [1u64, 50, 255, 2_000, 25_600, 204_800, 1 << 40] {
+                for max_pause in 0..=MAX_PAUSE {
+                    let p = MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause);
+                    assert!(p.long_below.is_some());
+                    // A target pause t with the kept result: where the pause
+                    // fits, the kernel's result reads t only through
+                    // min_pause_of, so any such t gives it; where it is too
+                    // long, t is not read.
+                    let t = (0..=2 * MAX_PAUSE as i64)
+                        .find(|&t| min_pause_of(t, p.pages) == p.short)
+                        .unwrap();
+                    let bound = p.long_below.unwrap();
+                    let mut rates = vec![0u64, 1, 2, 1000, 1 << 20, 1 << 40];
+                    rates.extend([bound.saturating_sub(1), bound, bound + 1]);
+                    for task_ratelimit in rates {
+                        seen_long += u32::from(task_ratelimit < bound);
+                        assert_eq!(
+                            p.min_pause(task_ratelimit),
+                            kernel(&p, t, task_ratelimit),
+                            "{write_bw} {dirty_ratelimit} {max_pause} {task_ratelimit}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(seen_long > 100, "{seen_long}");
     }
 
     #[test]
