@@ -224,7 +224,6 @@ fn busy_seconds(rows: &[Row], bdi: &str, t0: f64, end: f64) -> Vec<(f64, f64)> {
     v
 }
 
-/// The scenario of a recording, as TOML (so that it goes through the same checks as a file).
 /// Where the simulator's clock starts on the recording's: the first sample.
 fn origin(rows: &[Row]) -> f64 {
     rows[0].t
@@ -236,6 +235,7 @@ fn sim_sample(t: f64, t0: f64, sc: &Scenario, rec: &Recording) -> usize {
     i.min(rec.len().saturating_sub(1))
 }
 
+/// The scenario of a recording, as TOML (so that it goes through the same checks as a file).
 fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span], has_writer_column: bool) -> String {
     let t0 = origin(rows);
     let end = rows.last().map_or(t0, |r| r.t) - t0;
@@ -293,17 +293,18 @@ fn scenario_toml(rows: &[Row], devs: &[Dev], spans: &[Span], has_writer_column: 
         });
         for (begin, sp) in begins.filter(|_| !d.background) {
             let r = rate(rows, &d.bdi, begin, sp.to);
+            // The experiment's writer on this bdi as the phase's samples record it.
+            let writer_in_phase = || {
+                rows.iter()
+                    .filter(|x| x.bdi == d.bdi && x.t >= sp.from && x.t <= sp.to)
+                    .map(|x| x.writer)
+            };
             // A writer started "as fast as allowed" is replayed as one: its rate is what
             // the throttling gave it, not an input.
-            let unthrottled = rows
-                .iter()
-                .any(|x| x.bdi == d.bdi && x.t >= sp.from && x.t <= sp.to && x.writer == Some(0));
+            let unthrottled = writer_in_phase().any(|w| w == Some(0));
             // Where the recording names the experiment's writers, a bdi whose writer did
             // not run in the phase only finishes what it held (a stopped writer's pages).
-            let wrote = !has_writer_column
-                || rows.iter().any(|x| {
-                    x.bdi == d.bdi && x.t >= sp.from && x.t <= sp.to && x.writer.is_some()
-                });
+            let wrote = !has_writer_column || writer_in_phase().any(|w| w.is_some());
             if !wrote || (r < 0.2 && !unthrottled) {
                 continue;
             }
