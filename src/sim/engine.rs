@@ -118,9 +118,18 @@ struct Device {
     last_pos_ratio: Option<u64>,
     /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
     dirty_exceeded: bool,
-    /// Dirty pages by the second they were dirtied in, oldest first: the
-    /// flusher takes the oldest, kupdate looks at their age.
-    ages: VecDeque<(u64, u64)>,
+    /// `dirtied` at the end of each second that ended since kupdate last
+    /// looked, with the second, oldest first. The flusher takes the oldest
+    /// dirty pages, so the first `dirtied - dirty` pages ever dirtied are
+    /// the ones submitted: the pages of a second's end that are still dirty
+    /// are its count less that, and kupdate needs no list of the dirty pages
+    /// by age that every submission would walk.
+    // INVARIANT: `dirty == dirtied - (pages submitted)`: `dirty` only grows
+    // in the settling of the pages granted, which adds them to `dirtied`
+    // too, and only shrinks in `submit`.
+    dirtied_by_sec: VecDeque<(u64, u64)>,
+    /// `dirtied` at the end of the last second kupdate found expired.
+    expired_dirtied: u64,
     /// Pages kupdate found expired at its last wakeup, not yet submitted.
     expired: u64,
     /// Background writeback is running on the wb (`WB_writeback_running`
@@ -135,32 +144,46 @@ struct Device {
 }
 
 impl Device {
-    /// Moves up to `n` of the oldest dirty pages under writeback.
+    /// Moves `n` of the oldest dirty pages under writeback (`n ≤ dirty`).
     fn submit(&mut self, n: u64) {
         self.dirty -= n;
         self.writeback += n;
         self.expired = self.expired.saturating_sub(n);
-        let mut left = n;
-        while left > 0 {
-            let Some(front) = self.ages.front_mut() else {
-                break;
-            };
-            let take = front.1.min(left);
-            front.1 -= take;
-            left -= take;
-            if front.1 == 0 {
-                self.ages.pop_front();
-            }
-        }
     }
 
-    /// Pages dirtied in the second `sec`.
-    fn age(&mut self, sec: u64, pages: u64) {
-        match self.ages.back_mut() {
-            Some(back) if back.0 == sec => back.1 += pages,
-            _ if pages > 0 => self.ages.push_back((sec, pages)),
-            _ => {}
+    /// The pages granted in the step become dirty.
+    fn settle(&mut self) {
+        self.dirty += self.pend;
+        self.dirtied += self.pend;
+        self.pend = 0;
+    }
+
+    /// The second `sec` has ended: keeps `dirtied` of then for kupdate.
+    fn end_second(&mut self, sec: u64) {
+        self.dirtied_by_sec.push_back((sec, self.dirtied));
+    }
+
+    /// kupdate's look at the device at `before` (ms, the expiry time ago):
+    /// the pages dirtied in the seconds that ended by then and still dirty
+    /// are expired. `open_sec` is the second of the last step settled, which
+    /// has not ended (it can have when a step is longer than the expiry time).
+    fn mark_expired(&mut self, before: u64, open_sec: u64) {
+        let ended = |sec: u64| (sec + 1) * 1000 <= before;
+        while let Some(&(sec, dirtied)) = self.dirtied_by_sec.front() {
+            if !ended(sec) {
+                break;
+            }
+            self.expired_dirtied = dirtied;
+            self.dirtied_by_sec.pop_front();
         }
+        if ended(open_sec) {
+            self.expired_dirtied = self.dirtied;
+        }
+        // Of those, the first `dirtied - dirty` pages ever dirtied were
+        // submitted.
+        self.expired = self
+            .expired_dirtied
+            .saturating_sub(self.dirtied - self.dirty);
     }
 
     fn set_bw(&mut self, bw: u64, step_ms: u64) {
@@ -618,6 +641,9 @@ pub struct Sim<'s, 'a> {
     nr_writeback: u64,
     last_step_dirtied: u64,
     max_step_dirtied: u64,
+    /// The second of the last step settled (`t / 1000`); a step in a later
+    /// second ends it.
+    settled_sec: u64,
     peak_dirty: u64,
     peak_over_limit: i64,
     /// Σ over throttled steps of (T − Σ wb_thresh) · dt, in page·ms (T is
@@ -657,7 +683,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                     _ => None,
                 }) == Some(true),
                 // At most one entry per second of the run: no reallocation.
-                ages: VecDeque::with_capacity((sc.duration_ms / 1000 + 2) as usize),
+                dirtied_by_sec: VecDeque::with_capacity((sc.duration_ms / 1000 + 2) as usize),
                 ..Device::default()
             };
             dev.set_bw(d.bandwidth, sc.step_ms);
@@ -703,6 +729,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             nr_writeback: 0,
             last_step_dirtied: 0,
             max_step_dirtied: 0,
+            settled_sec: 0,
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
@@ -1051,16 +1078,17 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// Phase 6a: the pages granted in this step become dirty; the global
     /// counts and the peaks per device follow.
     fn settle_dirtied(&mut self, t: u64, step_dirtied: u64) {
+        let sec = t / 1000;
+        if sec != self.settled_sec {
+            self.end_second();
+            self.settled_sec = sec;
+        }
         let mut nr_dirty = 0;
         let mut nr_writeback = 0;
-        let sec = t / 1000;
         for d in self.devices.iter_mut() {
-            // Nothing granted, nothing to settle (`age` of 0 pages is a no-op).
+            // Nothing granted, nothing to settle.
             if d.pend > 0 {
-                d.age(sec, d.pend);
-                d.dirty += d.pend;
-                d.dirtied += d.pend;
-                d.pend = 0;
+                d.settle();
             }
             nr_dirty += d.dirty;
             nr_writeback += d.writeback;
@@ -1072,20 +1100,26 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
     }
 
+    /// The second `settled_sec` has ended: every device keeps its `dirtied`
+    /// count of then for kupdate.
+    #[inline(never)]
+    fn end_second(&mut self) {
+        for d in self.devices.iter_mut() {
+            d.end_second(self.settled_sec);
+        }
+    }
+
     /// Phase 6c, every `dirty_writeback_centisecs`: kupdate
     /// (`wb_check_old_data_flush()`) marks the pages dirtied more than
-    /// `dirty_expire_centisecs` ago for writeback, whatever the thresholds.
+    /// `dirty_expire_centisecs` ago for writeback, whatever the thresholds:
+    /// the pages dirtied in the seconds that ended by then that are still
+    /// dirty ([`Device::mark_expired`]).
     fn kupdate(&mut self, t_end: u64) {
         let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) else {
             return;
         };
         for d in self.devices.iter_mut() {
-            d.expired = d
-                .ages
-                .iter()
-                .take_while(|(sec, _)| (sec + 1) * 1000 <= before)
-                .map(|(_, pages)| pages)
-                .sum();
+            d.mark_expired(before, self.settled_sec);
         }
     }
 
@@ -1179,4 +1213,97 @@ pub fn run(sc: &Scenario, policy: Policy) -> Result<Recording, SimError> {
     let mut slots = Sim::slots(sc);
     let sim = Sim::new(sc, policy, &mut slots)?;
     sim.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The dirty pages by the second they were dirtied in, oldest first, with
+    /// the flusher taking the oldest and kupdate summing those of the seconds
+    /// that ended before the expiry time: the list that `Device` does without.
+    #[derive(Default)]
+    struct PagesByAge {
+        ages: VecDeque<(u64, u64)>,
+        expired: u64,
+    }
+
+    impl PagesByAge {
+        fn submit(&mut self, n: u64) {
+            self.expired = self.expired.saturating_sub(n);
+            let mut left = n;
+            while left > 0 {
+                let front = self.ages.front_mut().expect("no more than the dirty pages");
+                let take = front.1.min(left);
+                front.1 -= take;
+                left -= take;
+                if front.1 == 0 {
+                    self.ages.pop_front();
+                }
+            }
+        }
+
+        fn dirtied(&mut self, sec: u64, pages: u64) {
+            match self.ages.back_mut() {
+                Some(back) if back.0 == sec => back.1 += pages,
+                _ if pages > 0 => self.ages.push_back((sec, pages)),
+                _ => {}
+            }
+        }
+
+        fn kupdate(&mut self, before: u64) {
+            self.expired = self
+                .ages
+                .iter()
+                .take_while(|(sec, _)| (sec + 1) * 1000 <= before)
+                .map(|(_, pages)| pages)
+                .sum();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// kupdate finds the same expired pages from the `dirtied` counts at
+        /// the seconds' ends as from the list of the dirty pages by age, for
+        /// any pages granted and submitted per step, with steps shorter and
+        /// longer than a second and than the expiry time.
+        #[test]
+        fn expired_pages_from_the_counts_are_those_of_the_list(
+            step_ms in prop::sample::select(vec![7u64, 100, 300, 1000, 1700, 5000, 45_000]),
+            steps in prop::collection::vec((0u64..3000, 0u64..=1000), 1..6000),
+        ) {
+            let mut d = Device::default();
+            let mut list = PagesByAge::default();
+            let mut settled_sec = 0;
+            for (k, &(granted, permille)) in steps.iter().enumerate() {
+                let t = k as u64 * step_ms;
+                let t_end = t + step_ms;
+                // Phase 5: the flusher takes some of the dirty pages...
+                let n = d.dirty * permille / 1000;
+                d.submit(n);
+                list.submit(n);
+                prop_assert_eq!(d.expired, list.expired);
+                // ...phase 6a: the pages granted become dirty...
+                let sec = t / 1000;
+                if sec != settled_sec {
+                    d.end_second(settled_sec);
+                    settled_sec = sec;
+                }
+                d.pend = granted;
+                d.settle();
+                list.dirtied(sec, granted);
+                prop_assert_eq!(d.dirty, list.ages.iter().map(|a| a.1).sum::<u64>());
+                // ...phase 6c: kupdate.
+                if t_end % DIRTY_WRITEBACK_MS == 0 {
+                    if let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) {
+                        d.mark_expired(before, settled_sec);
+                        list.kupdate(before);
+                        prop_assert_eq!(d.expired, list.expired, "at {} ms", t_end);
+                    }
+                }
+            }
+        }
+    }
 }
