@@ -119,7 +119,7 @@ struct Device {
     /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
     dirty_exceeded: bool,
     /// `dirtied` at the end of each second that ended since kupdate last
-    /// looked, with the second, oldest first. The flusher takes the oldest
+    /// looked, with the second's end (ms), oldest first. The flusher takes the oldest
     /// dirty pages, so the first `dirtied - dirty` pages ever dirtied are
     /// the ones submitted: the pages of a second's end that are still dirty
     /// are its count less that, and kupdate needs no list of the dirty pages
@@ -158,25 +158,26 @@ impl Device {
         self.pend = 0;
     }
 
-    /// The second `sec` has ended: keeps `dirtied` of then for kupdate.
-    fn end_second(&mut self, sec: u64) {
-        self.dirtied_by_sec.push_back((sec, self.dirtied));
+    /// The second that ends at `end` (ms) has ended: keeps `dirtied` of
+    /// then for kupdate.
+    fn end_second(&mut self, end: u64) {
+        self.dirtied_by_sec.push_back((end, self.dirtied));
     }
 
     /// kupdate's look at the device at `before` (ms, the expiry time ago):
     /// the pages dirtied in the seconds that ended by then and still dirty
-    /// are expired. `open_sec` is the second of the last step settled, which
-    /// has not ended (it can have when a step is longer than the expiry time).
-    fn mark_expired(&mut self, before: u64, open_sec: u64) {
-        let ended = |sec: u64| (sec + 1) * 1000 <= before;
-        while let Some(&(sec, dirtied)) = self.dirtied_by_sec.front() {
-            if !ended(sec) {
+    /// are expired. `open_end` is the end of the second of the last step
+    /// settled, which has not ended (it can have by `before` when a step is
+    /// longer than the expiry time).
+    fn mark_expired(&mut self, before: u64, open_end: u64) {
+        while let Some(&(end, dirtied)) = self.dirtied_by_sec.front() {
+            if end > before {
                 break;
             }
             self.expired_dirtied = dirtied;
             self.dirtied_by_sec.pop_front();
         }
-        if ended(open_sec) {
+        if open_end <= before {
             self.expired_dirtied = self.dirtied;
         }
         // Of those, the first `dirtied - dirty` pages ever dirtied were
@@ -641,9 +642,9 @@ pub struct Sim<'s, 'a> {
     nr_writeback: u64,
     last_step_dirtied: u64,
     max_step_dirtied: u64,
-    /// The second of the last step settled (`t / 1000`); a step in a later
-    /// second ends it.
-    settled_sec: u64,
+    /// The end (ms) of the second of the last step settled; a step at or
+    /// after it ends the second.
+    second_end: u64,
     peak_dirty: u64,
     peak_over_limit: i64,
     /// Σ over throttled steps of (T − Σ wb_thresh) · dt, in page·ms (T is
@@ -729,7 +730,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             nr_writeback: 0,
             last_step_dirtied: 0,
             max_step_dirtied: 0,
-            settled_sec: 0,
+            second_end: 1000,
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
@@ -1078,21 +1079,21 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// Phase 6a: the pages granted in this step become dirty; the global
     /// counts and the peaks per device follow.
     fn settle_dirtied(&mut self, t: u64, step_dirtied: u64) {
-        let sec = t / 1000;
-        if sec != self.settled_sec {
-            self.end_second();
-            self.settled_sec = sec;
+        if t >= self.second_end {
+            self.end_second(t);
         }
         let mut nr_dirty = 0;
         let mut nr_writeback = 0;
         for d in self.devices.iter_mut() {
-            // Nothing granted, nothing to settle.
+            // Nothing granted, nothing to settle; and the pages a device
+            // holds only grow here (completions take from them, submissions
+            // move them from dirty to writeback), so the peak stays.
             if d.pend > 0 {
                 d.settle();
+                d.peak_pinned = d.peak_pinned.max(d.dirty + d.writeback);
             }
             nr_dirty += d.dirty;
             nr_writeback += d.writeback;
-            d.peak_pinned = d.peak_pinned.max(d.dirty + d.writeback);
         }
         self.nr_dirty = nr_dirty;
         self.nr_writeback = nr_writeback;
@@ -1100,13 +1101,15 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
     }
 
-    /// The second `settled_sec` has ended: every device keeps its `dirtied`
-    /// count of then for kupdate.
+    /// The second that ends at `second_end` has ended (the step at `t` is
+    /// in a later one): every device keeps its `dirtied` count of then for
+    /// kupdate.
     #[inline(never)]
-    fn end_second(&mut self) {
+    fn end_second(&mut self, t: u64) {
         for d in self.devices.iter_mut() {
-            d.end_second(self.settled_sec);
+            d.end_second(self.second_end);
         }
+        self.second_end = (t / 1000 + 1) * 1000;
     }
 
     /// Phase 6c, every `dirty_writeback_centisecs`: kupdate
@@ -1119,7 +1122,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             return;
         };
         for d in self.devices.iter_mut() {
-            d.mark_expired(before, self.settled_sec);
+            d.mark_expired(before, self.second_end);
         }
     }
 
@@ -1276,7 +1279,7 @@ mod tests {
         ) {
             let mut d = Device::default();
             let mut list = PagesByAge::default();
-            let mut settled_sec = 0;
+            let mut second_end = 1000;
             for (k, &(granted, permille)) in steps.iter().enumerate() {
                 let t = k as u64 * step_ms;
                 let t_end = t + step_ms;
@@ -1286,19 +1289,18 @@ mod tests {
                 list.submit(n);
                 prop_assert_eq!(d.expired, list.expired);
                 // ...phase 6a: the pages granted become dirty...
-                let sec = t / 1000;
-                if sec != settled_sec {
-                    d.end_second(settled_sec);
-                    settled_sec = sec;
+                if t >= second_end {
+                    d.end_second(second_end);
+                    second_end = (t / 1000 + 1) * 1000;
                 }
                 d.pend = granted;
                 d.settle();
-                list.dirtied(sec, granted);
+                list.dirtied(t / 1000, granted);
                 prop_assert_eq!(d.dirty, list.ages.iter().map(|a| a.1).sum::<u64>());
                 // ...phase 6c: kupdate.
                 if t_end % DIRTY_WRITEBACK_MS == 0 {
                     if let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) {
-                        d.mark_expired(before, settled_sec);
+                        d.mark_expired(before, second_end);
                         list.kupdate(before);
                         prop_assert_eq!(d.expired, list.expired, "at {} ms", t_end);
                     }
