@@ -199,6 +199,33 @@ impl Device {
 pub const DIRTY_EXPIRE_MS: u64 = 30_000;
 /// `dirty_writeback_centisecs` (5 s): how often kupdate wakes up.
 pub const DIRTY_WRITEBACK_MS: u64 = 5_000;
+/// The flusher's periodic wakeup, every [`DIRTY_WRITEBACK_MS`]: the ends of
+/// the steps that are multiples of it, found without a division per step.
+#[derive(Clone, Copy, Debug)]
+struct Wakeup {
+    /// The first multiple of [`DIRTY_WRITEBACK_MS`] after the end of the
+    /// last step: no step ends on a wakeup before it.
+    next: u64,
+}
+
+impl Wakeup {
+    const fn new() -> Self {
+        Wakeup {
+            next: DIRTY_WRITEBACK_MS,
+        }
+    }
+
+    /// Whether the step that ends at `t_end` (after the last) ends on a
+    /// wakeup.
+    fn due(&mut self, t_end: u64) -> bool {
+        if t_end < self.next {
+            return false;
+        }
+        self.next = (t_end / DIRTY_WRITEBACK_MS + 1) * DIRTY_WRITEBACK_MS;
+        t_end % DIRTY_WRITEBACK_MS == 0
+    }
+}
+
 /// `DIRTY_SCOPE`: a writeback chunk is at most `dirty_limit / DIRTY_SCOPE`.
 const DIRTY_SCOPE: u64 = 8;
 /// `MIN_WRITEBACK_PAGES` (4 MiB, the default `s_min_writeback_pages`): a
@@ -645,6 +672,7 @@ pub struct Sim<'s, 'a> {
     /// The end (ms) of the second of the last step settled; a step at or
     /// after it ends the second.
     second_end: u64,
+    wakeup: Wakeup,
     peak_dirty: u64,
     peak_over_limit: i64,
     /// Σ over throttled steps of (T − Σ wb_thresh) · dt, in page·ms (T is
@@ -731,6 +759,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             last_step_dirtied: 0,
             max_step_dirtied: 0,
             second_end: 1000,
+            wakeup: Wakeup::new(),
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
@@ -881,12 +910,12 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         self.until_sample -= 1;
         let t_end = t + dt;
-        self.complete_and_flush(t_end);
+        let wakeup = self.complete_and_flush(t_end);
         self.settle_dirtied(t, step_dirtied);
         if t_end % BANDWIDTH_INTERVAL_MS == 0 {
             self.update_estimates(t_end);
         }
-        if t_end % DIRTY_WRITEBACK_MS == 0 {
+        if wakeup {
             self.kupdate(t_end);
         }
         let g = self.global_dirty();
@@ -1017,10 +1046,11 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// while background writeback runs (started by a writer's
     /// `balance_dirty_pages()` or the periodic wakeup, kept going by
     /// `wb_over_bg_thresh()`), a writer of it was throttled, or kupdate found
-    /// expired pages.
-    fn complete_and_flush(&mut self, t_end: u64) {
+    /// expired pages. Returns whether the step ends on the flusher's
+    /// periodic wakeup (every [`DIRTY_WRITEBACK_MS`], also kupdate's).
+    fn complete_and_flush(&mut self, t_end: u64) -> bool {
         let over_bg_global = self.nr_dirty > self.lim.bg_thresh;
-        let wakeup = t_end % DIRTY_WRITEBACK_MS == 0;
+        let wakeup = self.wakeup.due(t_end);
         let dirty_limit = self.dirty_limit;
         let t_dom = self.domain_time(t_end);
         for d in self.devices.iter_mut() {
@@ -1074,6 +1104,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 };
             }
         }
+        wakeup
     }
 
     /// Phase 6a: the pages granted in this step become dirty; the global
@@ -1262,6 +1293,27 @@ mod tests {
                 .take_while(|(sec, _)| (sec + 1) * 1000 <= before)
                 .map(|(_, pages)| pages)
                 .sum();
+        }
+    }
+
+    #[test]
+    fn wakeup_is_due_at_the_step_ends_that_are_multiples_of_its_interval() {
+        for step_ms in [
+            1, 7, 10, 300, 1000, 1700, 2500, 4999, 5000, 7000, 12_500, 45_000,
+        ] {
+            let mut w = Wakeup::new();
+            let mut due = 0;
+            for k in 1..=20_000 {
+                let t_end = k * step_ms;
+                let is_due = w.due(t_end);
+                assert_eq!(
+                    is_due,
+                    t_end % DIRTY_WRITEBACK_MS == 0,
+                    "{step_ms} ms steps, at {t_end} ms"
+                );
+                due += u64::from(is_due);
+            }
+            assert!(due > 0, "{step_ms} ms steps");
         }
     }
 
