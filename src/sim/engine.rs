@@ -151,6 +151,21 @@ impl Device {
         self.expired = self.expired.saturating_sub(n);
     }
 
+    /// Whether background writeback runs on at a check between chunks.
+    /// `wb_over_bg_thresh()` (the global count over `bg_thresh`, or the wb's
+    /// dirty pages over its `wb_bg_thresh`) keeps it going; what starts it
+    /// is a writer's `balance_dirty_pages()` (the global count over, or with
+    /// strictlimit the wb's own; a throttled writer always) or the flusher's
+    /// periodic wakeup. Expired pages are kupdate's.
+    fn background_runs(&self, over_bg_global: bool, wakeup: bool) -> bool {
+        let over_bg = over_bg_global || self.dirty > self.wb_bg_thresh;
+        // With `over_bg`, a writer's own count is over when the global one
+        // is not: it starts the work when either is over exactly with
+        // `over_bg_global || strict`.
+        let start = self.throttled || wakeup || (self.writing && (over_bg_global || self.strict));
+        over_bg && (self.bg_running || start)
+    }
+
     /// The pages granted in the step become dirty.
     fn settle(&mut self) {
         self.dirty += self.pend;
@@ -1069,20 +1084,10 @@ impl<'s, 'a> Sim<'s, 'a> {
                 d.written += done;
                 self.dom.writeout_inc(BdiId(d.id), done, t_dom);
             }
-            // wb_over_bg_thresh(): the global count over bg_thresh, or the
-            // wb's dirty pages over its wb_bg_thresh. It keeps background
-            // writeback going; what starts it is a writer's
-            // balance_dirty_pages() (the global count, or the wb's own with
-            // strictlimit; a throttled writer always) or the flusher's
-            // periodic wakeup. Expired pages are kupdate's.
-            let over_bg = over_bg_global || d.dirty > d.wb_bg_thresh;
-            let start = d.throttled
-                || (d.writing && (over_bg_global || (d.strict && d.dirty > d.wb_bg_thresh)))
-                || (wakeup && over_bg);
             // wb_writeback(): the work looks at wb_over_bg_thresh() before
             // each chunk, not while it writes one.
             if d.chunk_left == 0 {
-                d.bg_running = (d.bg_running || start) && over_bg;
+                d.bg_running = d.background_runs(over_bg_global, wakeup);
                 if d.bg_running {
                     d.chunk_left = writeback_chunk_size(d.est.avg, dirty_limit);
                 }
@@ -1293,6 +1298,35 @@ mod tests {
                 .take_while(|(sec, _)| (sec + 1) * 1000 <= before)
                 .map(|(_, pages)| pages)
                 .sum();
+        }
+    }
+
+    #[test]
+    fn background_writeback_starts_and_stops_like_the_kernel() {
+        for bits in 0u32..128 {
+            let on = |k: u32| bits & (1 << k) != 0;
+            let (over_bg_global, wakeup) = (on(0), on(1));
+            let d = Device {
+                bg_running: on(2),
+                throttled: on(3),
+                writing: on(4),
+                strict: on(5),
+                dirty: if on(6) { 11 } else { 10 },
+                wb_bg_thresh: 10,
+                ..Device::default()
+            };
+            // wb_over_bg_thresh() keeps it going; a throttled writer, a
+            // writer over the global or (strictlimit) its own background
+            // threshold, or the periodic wakeup over either, starts it.
+            let over_bg = over_bg_global || d.dirty > d.wb_bg_thresh;
+            let start = d.throttled
+                || (d.writing && (over_bg_global || (d.strict && d.dirty > d.wb_bg_thresh)))
+                || (wakeup && over_bg);
+            assert_eq!(
+                d.background_runs(over_bg_global, wakeup),
+                (d.bg_running || start) && over_bg,
+                "{bits:07b}"
+            );
         }
     }
 
