@@ -245,6 +245,13 @@ pub struct PosControl {
     x_intercept: u64,
     line_floor_at: u64,
     line_den: Divisor,
+    /// `domain_dirty_freerun()` as two ceilings that both hold: the global
+    /// one on `dirty` and `u64::MAX` on `wb_dirty`, or with strictlimit
+    /// `u64::MAX` on `dirty` and the wb's own on `wb_dirty`.
+    // INVARIANT: `(freerun, u64::MAX)`, or `(u64::MAX, wb_setpoint)` with
+    // `strict_limit`.
+    free_dirty: u64,
+    free_wb_dirty: u64,
 }
 
 /// Every count 0 and every divisor 1 (a control nothing was set up for).
@@ -263,6 +270,8 @@ impl Default for PosControl {
             x_intercept: 0,
             line_floor_at: 0,
             line_den: Divisor::default(),
+            free_dirty: 0,
+            free_wb_dirty: u64::MAX,
         }
     }
 }
@@ -286,6 +295,7 @@ impl PosControl {
             setpoint,
             den: prev.den.or_new(polynom_den(setpoint, limit)),
             strict_limit: dtc.strict_limit,
+            free_dirty: freerun,
             ..PosControl::default()
         };
         if dtc.strict_limit {
@@ -295,6 +305,8 @@ impl PosControl {
                 .wb_den
                 .or_new(polynom_den(c.wb_setpoint, dtc.wb_thresh));
             c.wb_degenerate = c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh;
+            c.free_dirty = u64::MAX;
+            c.free_wb_dirty = c.wb_setpoint;
             return c;
         }
         // The per-wb linear control line, in the kernel's 64-bit arithmetic
@@ -333,11 +345,7 @@ impl PosControl {
     /// `domain_dirty_freerun()` at global `dirty` and the wb's `wb_dirty`.
     #[inline]
     pub fn freerun(&self, dirty: u64, wb_dirty: u64) -> bool {
-        if self.strict_limit {
-            wb_dirty <= self.wb_setpoint
-        } else {
-            dirty <= self.freerun
-        }
+        dirty <= self.free_dirty && wb_dirty <= self.free_wb_dirty
     }
 
     /// `wb_position_ratio()` at global `dirty` and the wb's `wb_dirty`.
