@@ -111,8 +111,8 @@ struct Device {
     /// `wb_min_pause()`'s first half for the last `max_pause` seen.
     // INVARIANT: made from the current `est.avg` and
     // `ratelimit.dirty_ratelimit`, which only move in the bandwidth update
-    // (`Sim::update_estimates`), which clears it; `bdp` checks `max_pause`.
-    pause_target: Option<MinPauseTarget>,
+    // (`Sim::update_estimates`), which makes it stale; `bdp` checks `max_pause`.
+    pause_target: MinPauseTarget,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
     /// device since the last bandwidth update (`None`: nobody throttled).
     last_pos_ratio: Option<u64>,
@@ -523,14 +523,10 @@ impl Writer {
         let task_ratelimit =
             ((u128::from(dirty_ratelimit) * u128::from(pos_ratio)) >> RATELIMIT_CALC_SHIFT) as u64;
         let max_pause = d.max_pause.at(wb_dirty);
-        let target = match d.pause_target {
-            Some(p) if p.max_pause == max_pause => p,
-            _ => {
-                let p = MinPauseTarget::new(d.est.avg, dirty_ratelimit, max_pause);
-                d.pause_target = Some(p);
-                p
-            }
-        };
+        if d.pause_target.max_pause != max_pause {
+            d.pause_target = MinPauseTarget::new(d.est.avg, dirty_ratelimit, max_pause);
+        }
+        let target = d.pause_target;
         let (min_pause, nr_dirtied_pause) = target.min_pause(task_ratelimit);
         // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
         // sleep max_pause and look again.
@@ -1124,7 +1120,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             d.est.update(t_end, d.written, busy);
             d.max_pause = MaxPause::new(d.est.avg);
             // write_bw and dirty_ratelimit may have moved.
-            d.pause_target = None;
+            d.pause_target = MinPauseTarget::STALE;
         }
     }
 

@@ -509,22 +509,42 @@ pub fn wb_min_pause(
 ///
 /// `short` is `min_pause_of(t, pages)` for the target pause `t` that
 /// [`MinPauseTarget::new`] computes (the call reads `t` nowhere else: a
-/// pause that is too long takes `max_pause`). `long_below`, when set, is
-/// `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and both the product
-/// and `max_pause + 1` within `i64`; then the pause at `task_ratelimit` is
-/// above `max_pause` exactly when `task_ratelimit < long_below`
-/// (`long_below_decides_like_the_division` compares both). Otherwise it
-/// is `None` and the comparison is made as the kernel writes it.
+/// pause that is too long takes `max_pause`). With `long_below_exact`,
+/// `long_below` is `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and
+/// both the product and `max_pause + 1` within `i64`; then the pause at
+/// `task_ratelimit` is above `max_pause` exactly when `task_ratelimit <
+/// long_below` (`long_below_decides_like_the_division` compares both).
+/// Otherwise `long_below` is `u64::MAX`, every `task_ratelimit` but
+/// `u64::MAX` (past `i64`: not above) is below it, and the comparison is
+/// made as the kernel writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MinPauseTarget {
-    /// `max_pause` it was computed for (jiffies).
+    /// `max_pause` it was computed for (jiffies); `u64::MAX` (no
+    /// `wb_max_pause()` is that long) for [`MinPauseTarget::STALE`].
     pub max_pause: u64,
     pages: i64,
     short: (u64, u64),
-    long_below: Option<u64>,
+    long_below: u64,
+    long_below_exact: bool,
+}
+
+/// [`MinPauseTarget::STALE`].
+impl Default for MinPauseTarget {
+    fn default() -> Self {
+        MinPauseTarget::STALE
+    }
 }
 
 impl MinPauseTarget {
+    /// A target no `max_pause` matches: the next call makes a new one.
+    pub const STALE: MinPauseTarget = MinPauseTarget {
+        max_pause: u64::MAX,
+        pages: 0,
+        short: (0, 0),
+        long_below: u64::MAX,
+        long_below_exact: false,
+    };
+
     /// The target pause for a wb with `write_bw` and `dirty_ratelimit`.
     pub fn new(write_bw: u64, dirty_ratelimit: u64, max_pause: u64) -> MinPauseTarget {
         let hi = i64::from(write_bw.max(1).ilog2());
@@ -552,15 +572,16 @@ impl MinPauseTarget {
         // + 1, task_ratelimit < ⌊a / (m + 1)⌋. (A product past i64 is above
         // any a; a task_ratelimit past i64 takes the kernel's other branch,
         // whose quotient is not positive: not above either.)
-        let long_below = match (hz.checked_mul(pages), mp.checked_add(1)) {
-            (Some(a), Some(m1)) if pages >= 0 && m1 > 0 => Some((a / m1) as u64),
-            _ => None,
+        let (long_below, long_below_exact) = match (hz.checked_mul(pages), mp.checked_add(1)) {
+            (Some(a), Some(m1)) if pages >= 0 && m1 > 0 => ((a / m1) as u64, true),
+            _ => (u64::MAX, false),
         };
         MinPauseTarget {
             max_pause,
             pages,
             short: min_pause_of(t, pages),
             long_below,
+            long_below_exact,
         }
     }
 
@@ -568,26 +589,28 @@ impl MinPauseTarget {
     /// `(min_pause, nr_dirtied_pause)`.
     #[inline]
     pub fn min_pause(&self, task_ratelimit: u64) -> (u64, u64) {
-        let too_long = match self.long_below {
-            Some(bound) => task_ratelimit < bound,
-            None => {
-                // pause = HZ · pages / (task_ratelimit + 1); is it above max_pause?
-                let den = task_ratelimit as i64 + 1;
-                let (hz, max_pause) = (HZ as i64, self.max_pause as i64);
-                if self.pages >= 0 && den > 0 {
-                    (max_pause + 1)
-                        .checked_mul(den)
-                        .is_some_and(|m| hz * self.pages >= m)
-                } else {
-                    hz * self.pages / den > max_pause
-                }
-            }
-        };
-        if !too_long {
+        if task_ratelimit >= self.long_below
+            || !(self.long_below_exact || self.too_long(task_ratelimit))
+        {
             return self.short;
         }
         let t = self.max_pause as i64;
         min_pause_of(t, task_ratelimit as i64 * t / HZ_POW2)
+    }
+
+    /// Whether `HZ · pages / (task_ratelimit + 1)` is above `max_pause`, as
+    /// the kernel computes it (for `task_ratelimit < u64::MAX`).
+    #[cold]
+    fn too_long(&self, task_ratelimit: u64) -> bool {
+        let den = task_ratelimit as i64 + 1;
+        let (hz, max_pause) = (HZ as i64, self.max_pause as i64);
+        if self.pages >= 0 && den > 0 {
+            (max_pause + 1)
+                .checked_mul(den)
+                .is_some_and(|m| hz * self.pages >= m)
+        } else {
+            hz * self.pages / den > max_pause
+        }
     }
 }
 
@@ -1016,7 +1039,7 @@ mod tests {
             for dirty_ratelimit in [1u64, 50, 255, 2_000, 25_600, 204_800, 1 << 40] {
                 for max_pause in 0..=MAX_PAUSE {
                     let p = MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause);
-                    assert!(p.long_below.is_some());
+                    assert!(p.long_below_exact);
                     // A target pause t with the kept result: where the pause
                     // fits, the kernel's result reads t only through
                     // min_pause_of, so any such t gives it; where it is too
@@ -1024,7 +1047,7 @@ mod tests {
                     let t = (0..=2 * MAX_PAUSE as i64)
                         .find(|&t| min_pause_of(t, p.pages) == p.short)
                         .unwrap();
-                    let bound = p.long_below.unwrap();
+                    let bound = p.long_below;
                     let mut rates = vec![0u64, 1, 2, 1000, 1 << 20, 1 << 40];
                     rates.extend([bound.saturating_sub(1), bound, bound + 1]);
                     for task_ratelimit in rates {
