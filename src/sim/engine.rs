@@ -36,9 +36,9 @@ use crate::policy::Policy;
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, BwEstimate, Divisor, Dtc, MaxPause, MinPauseTarget,
-    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ,
-    JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    dirty_poll_interval, div_mostly_small, update_dirty_limit, BwEstimate, Divisor, Dtc, MaxPause,
+    MinPauseTarget, PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL,
+    DIRTY_POLL_THRESH, HZ, JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 use super::warp::Warp;
 
@@ -530,7 +530,7 @@ impl Writer {
         let (min_pause, nr_dirtied_pause) = target.min_pause(task_ratelimit);
         // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
         // sleep max_pause and look again.
-        let (pause, mut virtual_now) = match (HZ * pages_dirtied).checked_div(task_ratelimit) {
+        let (pause, mut virtual_now) = match div_mostly_small(HZ * pages_dirtied, task_ratelimit) {
             None => (max_pause, now),
             Some(period) => {
                 let mut pause = period as i64;

@@ -121,6 +121,22 @@ impl Divisor {
     }
 }
 
+/// `n / d`, `None` for `d` 0, where the quotient is mostly 0 or 1: a
+/// throttled task's `period`, `HZ · pages / task_ratelimit` jiffies for the
+/// pages of one poll, is rarely more than a jiffy, so such quotients are
+/// found by a comparison or two instead of a hardware division.
+#[inline(always)]
+pub fn div_mostly_small(n: u64, d: u64) -> Option<u64> {
+    if n < d {
+        Some(0)
+    } else if n - d < d {
+        Some(1)
+    } else {
+        // d = 0 included.
+        n.checked_div(d)
+    }
+}
+
 /// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
 #[inline(always)]
 fn polynom_at(setpoint: u64, den: Divisor, dirty: u64) -> u64 {
@@ -982,6 +998,22 @@ mod tests {
             let other = Divisor::new(NonZeroU64::new(d.max(2) - 1).unwrap());
             assert_eq!(other.or_new(div.d), div);
             assert_eq!(div.or_new(div.d), div);
+        }
+    }
+
+    #[test]
+    fn mostly_small_quotients_divide_like_the_division() {
+        let big = [
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 63,
+            (1 << 63) - 1,
+            (1 << 63) + 1,
+        ];
+        for d in (0..40u64).chain(big) {
+            for n in (0..200u64).chain(big).chain([2 * d, 2 * d + 1, 3 * d - 1]) {
+                assert_eq!(div_mostly_small(n, d), n.checked_div(d), "{n} / {d}");
+            }
         }
     }
 
