@@ -251,11 +251,13 @@ pub struct PosControl {
     /// `wb_thresh` (strictlimit), or `min(wb_thresh, thresh)` (the control line's).
     wb_thresh: u64,
     /// Strictlimit: the wb's freerun ceiling, which is also its setpoint,
-    /// and its cubic's divisor; `wb_degenerate` when that setpoint is 0 or
-    /// `wb_thresh` (the kernel then returns 0).
+    /// and its cubic's divisor.
     wb_setpoint: u64,
     wb_den: Divisor,
-    wb_degenerate: bool,
+    /// Strictlimit: from which `wb_dirty` on `pos_ratio` is 0: `wb_thresh`,
+    /// and 8 when the setpoint is 0 or `wb_thresh` (the kernel then returns
+    /// 0), but at least 8 (below it a wb goes whatever its threshold).
+    wb_zero_from: u64,
     /// The control line: `x_intercept`, where its 1/4 floor begins
     /// (`x_intercept - span / 4`) and its divisor `(x_intercept - wb_setpoint) | 1`.
     x_intercept: u64,
@@ -282,7 +284,7 @@ impl Default for PosControl {
             wb_thresh: 0,
             wb_setpoint: 0,
             wb_den: Divisor::default(),
-            wb_degenerate: false,
+            wb_zero_from: 0,
             x_intercept: 0,
             line_floor_at: 0,
             line_den: Divisor::default(),
@@ -320,7 +322,11 @@ impl PosControl {
             c.wb_den = prev
                 .wb_den
                 .or_new(polynom_den(c.wb_setpoint, dtc.wb_thresh));
-            c.wb_degenerate = c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh;
+            c.wb_zero_from = if c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh {
+                8
+            } else {
+                dtc.wb_thresh.max(8)
+            };
             c.free_dirty = u64::MAX;
             c.free_wb_dirty = c.wb_setpoint;
             return c;
@@ -373,7 +379,7 @@ impl PosControl {
         if self.strict_limit {
             // The strictlimit branch: the bdi's own counters and limits.
             // (The zero cases come first: they do not need the global cubic.)
-            if wb_dirty >= 8 && (wb_dirty >= self.wb_thresh || self.wb_degenerate) {
+            if wb_dirty >= self.wb_zero_from {
                 return 0;
             }
             if wb_dirty < 8 {
@@ -457,12 +463,13 @@ pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
 /// # Invariants
 ///
 /// `per_jiffy` is `1 + write_bw / roundup_pow_of_two(1 + HZ / 8)` and
-/// `full_from` is `(MAX_PAUSE − 1) · per_jiffy` (`None` when that does not
-/// fit in 64 bits).
+/// `full_above` is `(MAX_PAUSE − 1) · per_jiffy − 1` (`u64::MAX` when the
+/// product does not fit in 64 bits: no `wb_dirty` is above it, and none
+/// reaches the product).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPause {
     per_jiffy: u64,
-    full_from: Option<u64>,
+    full_above: u64,
 }
 
 /// The bounds at [`INIT_BW`], the estimate before any measurement (as
@@ -479,7 +486,9 @@ impl MaxPause {
         let per_jiffy = 1 + write_bw / (1 + HZ / 8).next_power_of_two();
         MaxPause {
             per_jiffy,
-            full_from: per_jiffy.checked_mul(MAX_PAUSE - 1),
+            full_above: per_jiffy
+                .checked_mul(MAX_PAUSE - 1)
+                .map_or(u64::MAX, |m| m.saturating_sub(1)),
         }
     }
 
@@ -492,7 +501,7 @@ impl MaxPause {
         }
         // The longest pause without the division either: ⌊a / b⌋ + 1 ≥
         // MAX_PAUSE exactly when a ≥ (MAX_PAUSE − 1) · b.
-        if self.full_from.is_some_and(|m| wb_dirty >= m) {
+        if wb_dirty > self.full_above {
             return MAX_PAUSE;
         }
         (wb_dirty / self.per_jiffy + 1).min(MAX_PAUSE)
