@@ -213,8 +213,9 @@ struct Writer {
     nr_dirtied: u64,
     /// `current->nr_dirtied_pause`: pages between two calls.
     nr_dirtied_pause: u64,
-    /// `current->dirty_paused_when` (ms), `None` before the first pause.
-    dirty_paused_when: Option<u64>,
+    /// `current->dirty_paused_when` (jiffies), [`NOT_PAUSED`] before the
+    /// first pause.
+    dirty_paused_when: u64,
     /// Asleep in `balance_dirty_pages()` until this time (µs).
     wake_us: u64,
     /// After a pause with `task_ratelimit` 0 the task calls again at once.
@@ -225,6 +226,10 @@ struct Writer {
     /// The last call found the task below its freerun ceiling.
     free: bool,
 }
+
+/// [`Writer::dirty_paused_when`] of a task that has not paused yet (no
+/// jiffy of a run is this late).
+const NOT_PAUSED: u64 = u64::MAX;
 
 /// What every writer of a step sees of the global state.
 struct GlobalView {
@@ -280,7 +285,7 @@ impl Writer {
         self.carry = 0;
         self.nr_dirtied = 0;
         self.nr_dirtied_pause = DIRTY_POLL_THRESH;
-        self.dirty_paused_when = None;
+        self.dirty_paused_when = NOT_PAUSED;
         self.wake_us = 0;
         self.recheck = false;
         self.pipe = false;
@@ -447,7 +452,7 @@ impl Writer {
         let now = at(total);
         self.carry = carry0 + self.rate * (now - now0) - total * 1_000_000;
         if let Some(pages) = last_free {
-            self.dirty_paused_when = Some(at(pages) / JIFFY_US);
+            self.dirty_paused_when = at(pages) / JIFFY_US;
         }
         if throttled_call {
             return self.balance(d, g, now, self.nr_dirtied, t1);
@@ -509,7 +514,7 @@ impl Writer {
         self.pipe = false;
         self.free = d.ctl.freerun(g.dirty, wb_dirty);
         if self.free {
-            self.dirty_paused_when = Some(now);
+            self.dirty_paused_when = now;
             self.nr_dirtied = 0;
             self.nr_dirtied_pause = free_poll_interval(d, g);
             return Balance::FreeRun;
@@ -533,17 +538,19 @@ impl Writer {
         let (pause, mut virtual_now) = match div_mostly_small(HZ * pages_dirtied, task_ratelimit) {
             None => (max_pause, now),
             Some(period) => {
-                let mut pause = period as i64;
-                if let Some(when) = self.dirty_paused_when {
-                    pause -= now as i64 - when as i64;
-                }
+                // A task that never paused has no time to catch up on.
+                let when = if self.dirty_paused_when == NOT_PAUSED {
+                    now
+                } else {
+                    self.dirty_paused_when
+                };
+                let pause = period as i64 - (now as i64 - when as i64);
                 if pause < min_pause as i64 {
                     if pause < -(HZ as i64) {
-                        self.dirty_paused_when = Some(now);
+                        self.dirty_paused_when = now;
                         self.nr_dirtied = 0;
                     } else if period > 0 {
-                        self.dirty_paused_when =
-                            Some(self.dirty_paused_when.unwrap_or(now) + period);
+                        self.dirty_paused_when = when + period;
                         self.nr_dirtied = 0;
                     } else if self.nr_dirtied_pause <= pages_dirtied {
                         self.nr_dirtied_pause += pages_dirtied;
@@ -561,7 +568,7 @@ impl Writer {
             }
         };
         virtual_now += pause;
-        self.dirty_paused_when = Some(virtual_now);
+        self.dirty_paused_when = virtual_now;
         self.nr_dirtied = 0;
         self.nr_dirtied_pause = nr_dirtied_pause;
         if task_ratelimit == 0 {
@@ -671,6 +678,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                     start: w.start_ms,
                     stop: w.stop_ms.unwrap_or(u64::MAX),
                     nr_dirtied_pause: DIRTY_POLL_THRESH,
+                    dirty_paused_when: NOT_PAUSED,
                     ..Writer::default()
                 }
             })
