@@ -531,8 +531,7 @@ impl Writer {
         if d.pause_target.max_pause != max_pause {
             d.pause_target = MinPauseTarget::new(d.est.avg, dirty_ratelimit, max_pause);
         }
-        let target = d.pause_target;
-        let (min_pause, nr_dirtied_pause) = target.min_pause(task_ratelimit);
+        let (min_pause, nr_dirtied_pause) = d.pause_target.min_pause(task_ratelimit);
         // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
         // sleep max_pause and look again.
         let (pause, mut virtual_now) = match div_mostly_small(HZ * pages_dirtied, task_ratelimit) {
