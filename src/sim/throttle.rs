@@ -1020,7 +1020,11 @@ mod tests {
             (1 << 63) + 1,
         ];
         for d in (0..40u64).chain(big) {
-            for n in (0..200u64).chain(big).chain([2 * d, 2 * d + 1, 3 * d - 1]) {
+            let near = [2u64, 3].map(|k| d.wrapping_mul(k));
+            let near = near
+                .into_iter()
+                .flat_map(|n| [n.wrapping_sub(1), n, n.wrapping_add(1)]);
+            for n in (0..200u64).chain(big).chain(near) {
                 assert_eq!(div_mostly_small(n, d), n.checked_div(d), "{n} / {d}");
             }
         }
