@@ -577,8 +577,10 @@ impl Writer {
                 self.recheck = true;
             }
         }
-        // io_schedule_timeout() wakes on a jiffy.
-        Balance::Sleep(((now + pause) * JIFFY_US).max(now_us + 1))
+        // io_schedule_timeout() wakes on a jiffy, after `now_us`: a pause is
+        // at least one jiffy (`max_pause` and `min_pause` are, see
+        // `pauses_are_at_least_a_jiffy`).
+        Balance::Sleep((now + pause) * JIFFY_US)
     }
 }
 

@@ -1110,6 +1110,44 @@ mod tests {
     }
 
     #[test]
+    fn pauses_are_at_least_a_jiffy() {
+        // A throttled task that sleeps sleeps at least min(min_pause,
+        // max_pause) jiffies: both are at least 1 for every max_pause that
+        // wb_max_pause() returns.
+        let rates = [
+            0u64,
+            1,
+            2,
+            31,
+            32,
+            255,
+            256,
+            8_000,
+            8_001,
+            25_600,
+            1 << 20,
+            1 << 40,
+        ];
+        for write_bw in rates {
+            for wb_dirty in [0u64, 1, 100, 1 << 16, 1 << 30, u64::MAX] {
+                assert!(wb_max_pause(write_bw, wb_dirty) >= 1);
+            }
+            for dirty_ratelimit in rates {
+                for max_pause in 1..=MAX_PAUSE {
+                    let p = MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause);
+                    for task_ratelimit in rates {
+                        let (min_pause, _) = p.min_pause(task_ratelimit);
+                        assert!(
+                            min_pause >= 1,
+                            "{write_bw} {dirty_ratelimit} {max_pause} {task_ratelimit}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn dirty_limit_follows_up_at_once_and_down_slowly() {
         assert_eq!(update_dirty_limit(100, 200, 0), 200);
         assert_eq!(update_dirty_limit(200 + 320, 200, 0), 200 + 310);
