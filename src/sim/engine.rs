@@ -36,9 +36,9 @@ use crate::policy::Policy;
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
 use super::scenario::{Action, Scenario};
 use super::throttle::{
-    dirty_poll_interval, update_dirty_limit, BwEstimate, Divisor, Dtc, MaxPause, MinPauseTarget,
-    PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL, DIRTY_POLL_THRESH, HZ,
-    JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
+    dirty_poll_interval, div_mostly_small, update_dirty_limit, BwEstimate, Divisor, Dtc, MaxPause,
+    MinPauseTarget, PosControl, RateLimit, BANDWIDTH_INTERVAL_MS, DIRTY_EXCEEDED_POLL,
+    DIRTY_POLL_THRESH, HZ, JIFFY_US, RATELIMIT_CALC_SHIFT, WB_STAT_ERROR,
 };
 use super::warp::Warp;
 
@@ -111,8 +111,8 @@ struct Device {
     /// `wb_min_pause()`'s first half for the last `max_pause` seen.
     // INVARIANT: made from the current `est.avg` and
     // `ratelimit.dirty_ratelimit`, which only move in the bandwidth update
-    // (`Sim::update_estimates`), which clears it; `bdp` checks `max_pause`.
-    pause_target: Option<MinPauseTarget>,
+    // (`Sim::update_estimates`), which makes it stale; `bdp` checks `max_pause`.
+    pause_target: MinPauseTarget,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
     /// device since the last bandwidth update (`None`: nobody throttled).
     last_pos_ratio: Option<u64>,
@@ -279,8 +279,9 @@ struct Writer {
     nr_dirtied: u64,
     /// `current->nr_dirtied_pause`: pages between two calls.
     nr_dirtied_pause: u64,
-    /// `current->dirty_paused_when` (ms), `None` before the first pause.
-    dirty_paused_when: Option<u64>,
+    /// `current->dirty_paused_when` (jiffies), [`NOT_PAUSED`] before the
+    /// first pause.
+    dirty_paused_when: u64,
     /// Asleep in `balance_dirty_pages()` until this time (µs).
     wake_us: u64,
     /// After a pause with `task_ratelimit` 0 the task calls again at once.
@@ -291,6 +292,10 @@ struct Writer {
     /// The last call found the task below its freerun ceiling.
     free: bool,
 }
+
+/// [`Writer::dirty_paused_when`] of a task that has not paused yet (no
+/// jiffy of a run is this late).
+const NOT_PAUSED: u64 = u64::MAX;
 
 /// What every writer of a step sees of the global state.
 struct GlobalView {
@@ -346,7 +351,7 @@ impl Writer {
         self.carry = 0;
         self.nr_dirtied = 0;
         self.nr_dirtied_pause = DIRTY_POLL_THRESH;
-        self.dirty_paused_when = None;
+        self.dirty_paused_when = NOT_PAUSED;
         self.wake_us = 0;
         self.recheck = false;
         self.pipe = false;
@@ -513,7 +518,7 @@ impl Writer {
         let now = at(total);
         self.carry = carry0 + self.rate * (now - now0) - total * 1_000_000;
         if let Some(pages) = last_free {
-            self.dirty_paused_when = Some(at(pages) / JIFFY_US);
+            self.dirty_paused_when = at(pages) / JIFFY_US;
         }
         if throttled_call {
             return self.balance(d, g, now, self.nr_dirtied, t1);
@@ -575,7 +580,7 @@ impl Writer {
         self.pipe = false;
         self.free = d.ctl.freerun(g.dirty, wb_dirty);
         if self.free {
-            self.dirty_paused_when = Some(now);
+            self.dirty_paused_when = now;
             self.nr_dirtied = 0;
             self.nr_dirtied_pause = free_poll_interval(d, g);
             return Balance::FreeRun;
@@ -589,31 +594,28 @@ impl Writer {
         let task_ratelimit =
             ((u128::from(dirty_ratelimit) * u128::from(pos_ratio)) >> RATELIMIT_CALC_SHIFT) as u64;
         let max_pause = d.max_pause.at(wb_dirty);
-        let target = match d.pause_target {
-            Some(p) if p.max_pause == max_pause => p,
-            _ => {
-                let p = MinPauseTarget::new(d.est.avg, dirty_ratelimit, max_pause);
-                d.pause_target = Some(p);
-                p
-            }
-        };
-        let (min_pause, nr_dirtied_pause) = target.min_pause(task_ratelimit);
+        if d.pause_target.max_pause != max_pause {
+            d.pause_target = MinPauseTarget::new(d.est.avg, dirty_ratelimit, max_pause);
+        }
+        let (min_pause, nr_dirtied_pause) = d.pause_target.min_pause(task_ratelimit);
         // period = HZ · pages_dirtied / task_ratelimit; task_ratelimit 0:
         // sleep max_pause and look again.
-        let (pause, mut virtual_now) = match (HZ * pages_dirtied).checked_div(task_ratelimit) {
+        let (pause, mut virtual_now) = match div_mostly_small(HZ * pages_dirtied, task_ratelimit) {
             None => (max_pause, now),
             Some(period) => {
-                let mut pause = period as i64;
-                if let Some(when) = self.dirty_paused_when {
-                    pause -= now as i64 - when as i64;
-                }
+                // A task that never paused has no time to catch up on.
+                let when = if self.dirty_paused_when == NOT_PAUSED {
+                    now
+                } else {
+                    self.dirty_paused_when
+                };
+                let pause = period as i64 - (now as i64 - when as i64);
                 if pause < min_pause as i64 {
                     if pause < -(HZ as i64) {
-                        self.dirty_paused_when = Some(now);
+                        self.dirty_paused_when = now;
                         self.nr_dirtied = 0;
                     } else if period > 0 {
-                        self.dirty_paused_when =
-                            Some(self.dirty_paused_when.unwrap_or(now) + period);
+                        self.dirty_paused_when = when + period;
                         self.nr_dirtied = 0;
                     } else if self.nr_dirtied_pause <= pages_dirtied {
                         self.nr_dirtied_pause += pages_dirtied;
@@ -631,7 +633,7 @@ impl Writer {
             }
         };
         virtual_now += pause;
-        self.dirty_paused_when = Some(virtual_now);
+        self.dirty_paused_when = virtual_now;
         self.nr_dirtied = 0;
         self.nr_dirtied_pause = nr_dirtied_pause;
         if task_ratelimit == 0 {
@@ -641,8 +643,10 @@ impl Writer {
                 self.recheck = true;
             }
         }
-        // io_schedule_timeout() wakes on a jiffy.
-        Balance::Sleep(((now + pause) * JIFFY_US).max(now_us + 1))
+        // io_schedule_timeout() wakes on a jiffy, after `now_us`: a pause is
+        // at least one jiffy (`max_pause` and `min_pause` are, see
+        // `pauses_are_at_least_a_jiffy`).
+        Balance::Sleep((now + pause) * JIFFY_US)
     }
 }
 
@@ -745,6 +749,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                     start: w.start_ms,
                     stop: w.stop_ms.unwrap_or(u64::MAX),
                     nr_dirtied_pause: DIRTY_POLL_THRESH,
+                    dirty_paused_when: NOT_PAUSED,
                     ..Writer::default()
                 }
             })
@@ -1197,7 +1202,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             d.est.update(t_end, d.written, busy);
             d.max_pause = MaxPause::new(d.est.avg);
             // write_bw and dirty_ratelimit may have moved.
-            d.pause_target = None;
+            d.pause_target = MinPauseTarget::STALE;
         }
     }
 

@@ -121,6 +121,22 @@ impl Divisor {
     }
 }
 
+/// `n / d`, `None` for `d` 0, where the quotient is mostly 0 or 1: a
+/// throttled task's `period`, `HZ · pages / task_ratelimit` jiffies for the
+/// pages of one poll, is rarely more than a jiffy, so such quotients are
+/// found by a comparison or two instead of a hardware division.
+#[inline(always)]
+pub fn div_mostly_small(n: u64, d: u64) -> Option<u64> {
+    if n < d {
+        Some(0)
+    } else if n - d < d {
+        Some(1)
+    } else {
+        // d = 0 included.
+        n.checked_div(d)
+    }
+}
+
 /// [`pos_ratio_polynom`] at `dirty`, with its divisor `den` from [`polynom_den`].
 #[inline(always)]
 fn polynom_at(setpoint: u64, den: Divisor, dirty: u64) -> u64 {
@@ -235,16 +251,25 @@ pub struct PosControl {
     /// `wb_thresh` (strictlimit), or `min(wb_thresh, thresh)` (the control line's).
     wb_thresh: u64,
     /// Strictlimit: the wb's freerun ceiling, which is also its setpoint,
-    /// and its cubic's divisor; `wb_degenerate` when that setpoint is 0 or
-    /// `wb_thresh` (the kernel then returns 0).
+    /// and its cubic's divisor.
     wb_setpoint: u64,
     wb_den: Divisor,
-    wb_degenerate: bool,
+    /// Strictlimit: from which `wb_dirty` on `pos_ratio` is 0: `wb_thresh`,
+    /// and 8 when the setpoint is 0 or `wb_thresh` (the kernel then returns
+    /// 0), but at least 8 (below it a wb goes whatever its threshold).
+    wb_zero_from: u64,
     /// The control line: `x_intercept`, where its 1/4 floor begins
     /// (`x_intercept - span / 4`) and its divisor `(x_intercept - wb_setpoint) | 1`.
     x_intercept: u64,
     line_floor_at: u64,
     line_den: Divisor,
+    /// `domain_dirty_freerun()` as two ceilings that both hold: the global
+    /// one on `dirty` and `u64::MAX` on `wb_dirty`, or with strictlimit
+    /// `u64::MAX` on `dirty` and the wb's own on `wb_dirty`.
+    // INVARIANT: `(freerun, u64::MAX)`, or `(u64::MAX, wb_setpoint)` with
+    // `strict_limit`.
+    free_dirty: u64,
+    free_wb_dirty: u64,
 }
 
 /// Every count 0 and every divisor 1 (a control nothing was set up for).
@@ -259,10 +284,12 @@ impl Default for PosControl {
             wb_thresh: 0,
             wb_setpoint: 0,
             wb_den: Divisor::default(),
-            wb_degenerate: false,
+            wb_zero_from: 0,
             x_intercept: 0,
             line_floor_at: 0,
             line_den: Divisor::default(),
+            free_dirty: 0,
+            free_wb_dirty: u64::MAX,
         }
     }
 }
@@ -286,6 +313,7 @@ impl PosControl {
             setpoint,
             den: prev.den.or_new(polynom_den(setpoint, limit)),
             strict_limit: dtc.strict_limit,
+            free_dirty: freerun,
             ..PosControl::default()
         };
         if dtc.strict_limit {
@@ -294,7 +322,13 @@ impl PosControl {
             c.wb_den = prev
                 .wb_den
                 .or_new(polynom_den(c.wb_setpoint, dtc.wb_thresh));
-            c.wb_degenerate = c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh;
+            c.wb_zero_from = if c.wb_setpoint == 0 || c.wb_setpoint == dtc.wb_thresh {
+                8
+            } else {
+                dtc.wb_thresh.max(8)
+            };
+            c.free_dirty = u64::MAX;
+            c.free_wb_dirty = c.wb_setpoint;
             return c;
         }
         // The per-wb linear control line, in the kernel's 64-bit arithmetic
@@ -333,11 +367,7 @@ impl PosControl {
     /// `domain_dirty_freerun()` at global `dirty` and the wb's `wb_dirty`.
     #[inline]
     pub fn freerun(&self, dirty: u64, wb_dirty: u64) -> bool {
-        if self.strict_limit {
-            wb_dirty <= self.wb_setpoint
-        } else {
-            dirty <= self.freerun
-        }
+        dirty <= self.free_dirty && wb_dirty <= self.free_wb_dirty
     }
 
     /// `wb_position_ratio()` at global `dirty` and the wb's `wb_dirty`.
@@ -349,7 +379,7 @@ impl PosControl {
         if self.strict_limit {
             // The strictlimit branch: the bdi's own counters and limits.
             // (The zero cases come first: they do not need the global cubic.)
-            if wb_dirty >= 8 && (wb_dirty >= self.wb_thresh || self.wb_degenerate) {
+            if wb_dirty >= self.wb_zero_from {
                 return 0;
             }
             if wb_dirty < 8 {
@@ -433,12 +463,13 @@ pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
 /// # Invariants
 ///
 /// `per_jiffy` is `1 + write_bw / roundup_pow_of_two(1 + HZ / 8)` and
-/// `full_from` is `(MAX_PAUSE − 1) · per_jiffy` (`None` when that does not
-/// fit in 64 bits).
+/// `full_above` is `(MAX_PAUSE − 1) · per_jiffy − 1` (`u64::MAX` when the
+/// product does not fit in 64 bits: no `wb_dirty` is above it, and none
+/// reaches the product).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPause {
     per_jiffy: u64,
-    full_from: Option<u64>,
+    full_above: u64,
 }
 
 /// The bounds at [`INIT_BW`], the estimate before any measurement (as
@@ -455,7 +486,9 @@ impl MaxPause {
         let per_jiffy = 1 + write_bw / (1 + HZ / 8).next_power_of_two();
         MaxPause {
             per_jiffy,
-            full_from: per_jiffy.checked_mul(MAX_PAUSE - 1),
+            full_above: per_jiffy
+                .checked_mul(MAX_PAUSE - 1)
+                .map_or(u64::MAX, |m| m.saturating_sub(1)),
         }
     }
 
@@ -468,7 +501,7 @@ impl MaxPause {
         }
         // The longest pause without the division either: ⌊a / b⌋ + 1 ≥
         // MAX_PAUSE exactly when a ≥ (MAX_PAUSE − 1) · b.
-        if self.full_from.is_some_and(|m| wb_dirty >= m) {
+        if wb_dirty > self.full_above {
             return MAX_PAUSE;
         }
         (wb_dirty / self.per_jiffy + 1).min(MAX_PAUSE)
@@ -501,22 +534,42 @@ pub fn wb_min_pause(
 ///
 /// `short` is `min_pause_of(t, pages)` for the target pause `t` that
 /// [`MinPauseTarget::new`] computes (the call reads `t` nowhere else: a
-/// pause that is too long takes `max_pause`). `long_below`, when set, is
-/// `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and both the product
-/// and `max_pause + 1` within `i64`; then the pause at `task_ratelimit` is
-/// above `max_pause` exactly when `task_ratelimit < long_below`
-/// (`long_below_decides_like_the_division` compares both). Otherwise it
-/// is `None` and the comparison is made as the kernel writes it.
+/// pause that is too long takes `max_pause`). With `long_below_exact`,
+/// `long_below` is `⌊HZ · pages / (max_pause + 1)⌋` with `pages ≥ 0` and
+/// both the product and `max_pause + 1` within `i64`; then the pause at
+/// `task_ratelimit` is above `max_pause` exactly when `task_ratelimit <
+/// long_below` (`long_below_decides_like_the_division` compares both).
+/// Otherwise `long_below` is `u64::MAX`, every `task_ratelimit` but
+/// `u64::MAX` (past `i64`: not above) is below it, and the comparison is
+/// made as the kernel writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MinPauseTarget {
-    /// `max_pause` it was computed for (jiffies).
+    /// `max_pause` it was computed for (jiffies); `u64::MAX` (no
+    /// `wb_max_pause()` is that long) for [`MinPauseTarget::STALE`].
     pub max_pause: u64,
     pages: i64,
     short: (u64, u64),
-    long_below: Option<u64>,
+    long_below: u64,
+    long_below_exact: bool,
+}
+
+/// [`MinPauseTarget::STALE`].
+impl Default for MinPauseTarget {
+    fn default() -> Self {
+        MinPauseTarget::STALE
+    }
 }
 
 impl MinPauseTarget {
+    /// A target no `max_pause` matches: the next call makes a new one.
+    pub const STALE: MinPauseTarget = MinPauseTarget {
+        max_pause: u64::MAX,
+        pages: 0,
+        short: (0, 0),
+        long_below: u64::MAX,
+        long_below_exact: false,
+    };
+
     /// The target pause for a wb with `write_bw` and `dirty_ratelimit`.
     pub fn new(write_bw: u64, dirty_ratelimit: u64, max_pause: u64) -> MinPauseTarget {
         let hi = i64::from(write_bw.max(1).ilog2());
@@ -544,15 +597,16 @@ impl MinPauseTarget {
         // + 1, task_ratelimit < ⌊a / (m + 1)⌋. (A product past i64 is above
         // any a; a task_ratelimit past i64 takes the kernel's other branch,
         // whose quotient is not positive: not above either.)
-        let long_below = match (hz.checked_mul(pages), mp.checked_add(1)) {
-            (Some(a), Some(m1)) if pages >= 0 && m1 > 0 => Some((a / m1) as u64),
-            _ => None,
+        let (long_below, long_below_exact) = match (hz.checked_mul(pages), mp.checked_add(1)) {
+            (Some(a), Some(m1)) if pages >= 0 && m1 > 0 => ((a / m1) as u64, true),
+            _ => (u64::MAX, false),
         };
         MinPauseTarget {
             max_pause,
             pages,
             short: min_pause_of(t, pages),
             long_below,
+            long_below_exact,
         }
     }
 
@@ -560,26 +614,28 @@ impl MinPauseTarget {
     /// `(min_pause, nr_dirtied_pause)`.
     #[inline]
     pub fn min_pause(&self, task_ratelimit: u64) -> (u64, u64) {
-        let too_long = match self.long_below {
-            Some(bound) => task_ratelimit < bound,
-            None => {
-                // pause = HZ · pages / (task_ratelimit + 1); is it above max_pause?
-                let den = task_ratelimit as i64 + 1;
-                let (hz, max_pause) = (HZ as i64, self.max_pause as i64);
-                if self.pages >= 0 && den > 0 {
-                    (max_pause + 1)
-                        .checked_mul(den)
-                        .is_some_and(|m| hz * self.pages >= m)
-                } else {
-                    hz * self.pages / den > max_pause
-                }
-            }
-        };
-        if !too_long {
+        if task_ratelimit >= self.long_below
+            || !(self.long_below_exact || self.too_long(task_ratelimit))
+        {
             return self.short;
         }
         let t = self.max_pause as i64;
         min_pause_of(t, task_ratelimit as i64 * t / HZ_POW2)
+    }
+
+    /// Whether `HZ · pages / (task_ratelimit + 1)` is above `max_pause`, as
+    /// the kernel computes it (for `task_ratelimit < u64::MAX`).
+    #[cold]
+    fn too_long(&self, task_ratelimit: u64) -> bool {
+        let den = task_ratelimit as i64 + 1;
+        let (hz, max_pause) = (HZ as i64, self.max_pause as i64);
+        if self.pages >= 0 && den > 0 {
+            (max_pause + 1)
+                .checked_mul(den)
+                .is_some_and(|m| hz * self.pages >= m)
+        } else {
+            hz * self.pages / den > max_pause
+        }
     }
 }
 
@@ -955,6 +1011,26 @@ mod tests {
     }
 
     #[test]
+    fn mostly_small_quotients_divide_like_the_division() {
+        let big = [
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 63,
+            (1 << 63) - 1,
+            (1 << 63) + 1,
+        ];
+        for d in (0..40u64).chain(big) {
+            let near = [2u64, 3].map(|k| d.wrapping_mul(k));
+            let near = near
+                .into_iter()
+                .flat_map(|n| [n.wrapping_sub(1), n, n.wrapping_add(1)]);
+            for n in (0..200u64).chain(big).chain(near) {
+                assert_eq!(div_mostly_small(n, d), n.checked_div(d), "{n} / {d}");
+            }
+        }
+    }
+
+    #[test]
     fn max_pause_without_the_division_is_the_same() {
         for write_bw in [
             0u64,
@@ -1008,7 +1084,7 @@ mod tests {
             for dirty_ratelimit in [1u64, 50, 255, 2_000, 25_600, 204_800, 1 << 40] {
                 for max_pause in 0..=MAX_PAUSE {
                     let p = MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause);
-                    assert!(p.long_below.is_some());
+                    assert!(p.long_below_exact);
                     // A target pause t with the kept result: where the pause
                     // fits, the kernel's result reads t only through
                     // min_pause_of, so any such t gives it; where it is too
@@ -1016,7 +1092,7 @@ mod tests {
                     let t = (0..=2 * MAX_PAUSE as i64)
                         .find(|&t| min_pause_of(t, p.pages) == p.short)
                         .unwrap();
-                    let bound = p.long_below.unwrap();
+                    let bound = p.long_below;
                     let mut rates = vec![0u64, 1, 2, 1000, 1 << 20, 1 << 40];
                     rates.extend([bound.saturating_sub(1), bound, bound + 1]);
                     for task_ratelimit in rates {
@@ -1031,6 +1107,44 @@ mod tests {
             }
         }
         assert!(seen_long > 100, "{seen_long}");
+    }
+
+    #[test]
+    fn pauses_are_at_least_a_jiffy() {
+        // A throttled task that sleeps sleeps at least min(min_pause,
+        // max_pause) jiffies: both are at least 1 for every max_pause that
+        // wb_max_pause() returns.
+        let rates = [
+            0u64,
+            1,
+            2,
+            31,
+            32,
+            255,
+            256,
+            8_000,
+            8_001,
+            25_600,
+            1 << 20,
+            1 << 40,
+        ];
+        for write_bw in rates {
+            for wb_dirty in [0u64, 1, 100, 1 << 16, 1 << 30, u64::MAX] {
+                assert!(wb_max_pause(write_bw, wb_dirty) >= 1);
+            }
+            for dirty_ratelimit in rates {
+                for max_pause in 1..=MAX_PAUSE {
+                    let p = MinPauseTarget::new(write_bw, dirty_ratelimit, max_pause);
+                    for task_ratelimit in rates {
+                        let (min_pause, _) = p.min_pause(task_ratelimit);
+                        assert!(
+                            min_pause >= 1,
+                            "{write_bw} {dirty_ratelimit} {max_pause} {task_ratelimit}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
