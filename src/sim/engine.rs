@@ -389,6 +389,10 @@ impl Writer {
         // Pages whose polls all end strictly before t1.
         let limit = self.carry + self.rate * (t1 - now0 - 1);
         let (mut total, mut last_free, mut throttled_call) = (0u64, None, false);
+        // Whether `same_polls` may find polls: after a free poll, and after
+        // polls in one go whose last may have changed the interval (else the
+        // room, the ceiling or the credit stopped them, and still does).
+        let mut batch = false;
         loop {
             let poll = if d.dirty_exceeded {
                 self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
@@ -396,10 +400,11 @@ impl Writer {
                 self.nr_dirtied_pause
             };
             let target = poll.saturating_sub(self.nr_dirtied).max(1);
-            if last_free.is_some() {
+            if batch {
                 // Every poll from here that adds `target`, passes, stays free
                 // and leaves the next interval at `target`, in one go.
-                let n = self.same_polls(d, g, target, limit / 1_000_000 - total);
+                let n;
+                (n, batch) = self.same_polls(d, g, target, limit / 1_000_000 - total);
                 if n > 0 {
                     let pages = n * target;
                     total += pages;
@@ -434,6 +439,7 @@ impl Writer {
             self.nr_dirtied = 0;
             self.nr_dirtied_pause = free_poll_interval(d, g);
             last_free = Some(total);
+            batch = true;
         }
         if total == 0 {
             return now0;
@@ -461,8 +467,10 @@ impl Writer {
     /// (the room check) and in the credit, end at or below the freerun
     /// ceiling, and leave `dirty_poll_interval()` where it is for the next
     /// (it is `2^k` while `thresh - dirty >= 4^k`). All of them but the
-    /// last leave the interval unchanged; the last may change it.
-    fn same_polls(&self, d: &Device, g: &GlobalView, target: u64, credit: u64) -> u64 {
+    /// last leave the interval unchanged; the last may change it. Also
+    /// returns whether the interval stopped them: if not, the room, the
+    /// ceiling or the credit did, and the next call finds no poll.
+    fn same_polls(&self, d: &Device, g: &GlobalView, target: u64, credit: u64) -> (u64, bool) {
         let wb_dirty = d.dirty + d.writeback + d.pend;
         // The count the room, the interval and the ceiling are taken on.
         let (count, cap, top) = if d.strict {
@@ -471,16 +479,17 @@ impl Writer {
             (g.dirty, g.hard_limit, g.thresh)
         };
         if top <= count || self.nr_dirtied != 0 {
-            return 0;
+            return (0, false);
         }
         let k = (top - count).ilog2() >> 1;
         if self.nr_dirtied_pause != 1 << k {
-            return 0;
+            return (0, false);
         }
         let same_interval = (top - count - (1 << (2 * k))) / target + 1;
         let room = cap.saturating_sub(count) / target;
         let free = d.ctl.freerun_ceiling().saturating_sub(count) / target;
-        same_interval.min(room).min(free).min(credit / target)
+        let n = same_interval.min(room).min(free).min(credit / target);
+        (n, n == same_interval)
     }
 
     /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`
