@@ -1189,3 +1189,94 @@ pub fn run(sc: &Scenario, policy: Policy) -> Result<Recording, SimError> {
     let sim = Sim::new(sc, policy, &mut slots)?;
     sim.run()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Writer::free_run`] looks for polls in one go again only where the
+    /// interval stopped the last ones: if the room, the freerun ceiling or
+    /// the credit did, the interval is still the same and the next look
+    /// finds none.
+    #[test]
+    fn polls_in_one_go_not_stopped_by_the_interval_leave_none() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % below
+        };
+        let (mut stopped_by_interval, mut stopped_otherwise) = (0, 0);
+        for _ in 0..200_000 {
+            let scale = 6 + next(16);
+            let thresh = 64 + next(1 << scale);
+            let wb_thresh = next(thresh + 1);
+            let strict = next(2) == 0;
+            let dtc = Dtc {
+                thresh,
+                bg_thresh: thresh / 2,
+                dirty_limit: thresh + next(thresh / 4 + 1),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                strict_limit: strict,
+                ..Dtc::default()
+            };
+            let top = if strict { wb_thresh } else { thresh };
+            let mut d = Device {
+                dirty: next(top + 1),
+                writeback: next(top / 4 + 1),
+                pend: next(64),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                strict,
+                dirty_exceeded: next(4) == 0,
+                ctl: PosControl::new(&dtc),
+                ..Device::default()
+            };
+            let mut g = GlobalView {
+                thresh,
+                bg_thresh: dtc.bg_thresh,
+                hard_limit: dtc.limit(),
+                dirty: d.dirty + d.writeback + d.pend + next(thresh / 2 + 1),
+            };
+            let mut w = Writer {
+                nr_dirtied_pause: free_poll_interval(&d, &g),
+                ..Writer::default()
+            };
+            let target_of = |w: &Writer, d: &Device| {
+                let poll = if d.dirty_exceeded {
+                    w.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
+                } else {
+                    w.nr_dirtied_pause
+                };
+                poll.max(1)
+            };
+            let target = target_of(&w, &d);
+            let scale = next(20);
+            let credit = next(1 << scale);
+            let (n, by_interval) = w.same_polls(&d, &g, target, credit);
+            if n == 0 {
+                continue;
+            }
+            // The polls made, as free_run makes them.
+            d.pend += n * target;
+            g.dirty += n * target;
+            let pause = w.nr_dirtied_pause;
+            w.nr_dirtied_pause = free_poll_interval(&d, &g);
+            if by_interval {
+                stopped_by_interval += 1;
+                continue;
+            }
+            stopped_otherwise += 1;
+            assert_eq!(w.nr_dirtied_pause, pause, "{n} polls of {target}");
+            let target = target_of(&w, &d);
+            assert_eq!(
+                w.same_polls(&d, &g, target, credit - n * target),
+                (0, false),
+                "after {n} polls of {target}"
+            );
+        }
+        assert!(stopped_by_interval > 1000 && stopped_otherwise > 1000);
+    }
+}
