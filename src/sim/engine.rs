@@ -241,7 +241,7 @@ enum Balance {
     FreeRun,
     /// Throttled, but the pause is shorter than the minimum: go on.
     Continue,
-    /// Sleep until this time (µs).
+    /// Sleep until this time (µs), always later than the call.
     Sleep(u64),
 }
 
@@ -505,8 +505,10 @@ impl Writer {
         match self.bdp(d, g, now, pages_dirtied) {
             Balance::FreeRun | Balance::Continue => now,
             Balance::Sleep(until) => {
+                // INVARIANT: `until > now`: a pause wakes on a later jiffy,
+                // and at least a microsecond on.
                 self.wake_us = until;
-                until.min(t1).max(now)
+                until.min(t1)
             }
         }
     }
@@ -1278,5 +1280,72 @@ mod tests {
             );
         }
         assert!(stopped_by_interval > 1000 && stopped_otherwise > 1000);
+    }
+
+    /// A throttled call's pause ends after the call (on a later jiffy, and
+    /// at least a microsecond on), so [`Writer::balance`] returns a time
+    /// past `now` without taking the larger of the two.
+    #[test]
+    fn a_pause_ends_after_the_call() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |below: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % below
+        };
+        let mut sleeps = 0;
+        for _ in 0..100_000 {
+            let thresh = 64 + next(1 << 20);
+            let wb_thresh = next(thresh + 1);
+            let strict = next(2) == 0;
+            let write_bw = next(1 << 18);
+            let dtc = Dtc {
+                thresh,
+                bg_thresh: thresh / 2,
+                dirty_limit: thresh + next(thresh / 4 + 1),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                write_bw,
+                strict_limit: strict,
+                ..Dtc::default()
+            };
+            let mut d = Device {
+                dirty: next(2 * thresh),
+                writeback: next(thresh / 4 + 1),
+                pend: next(64),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                strict,
+                ctl: PosControl::new(&dtc),
+                max_pause: MaxPause::new(write_bw),
+                ..Device::default()
+            };
+            d.est.avg = write_bw;
+            d.ratelimit.dirty_ratelimit = 1 + next(1 << 16);
+            let g = GlobalView {
+                thresh,
+                bg_thresh: dtc.bg_thresh,
+                hard_limit: dtc.limit(),
+                dirty: d.dirty + d.writeback + d.pend + next(thresh + 1),
+            };
+            // On a jiffy or between two.
+            let now_us = next(1 << 28) * JIFFY_US + next(2) * next(JIFFY_US);
+            let mut w = Writer {
+                nr_dirtied: next(1 << 12),
+                nr_dirtied_pause: 1 + next(1 << 12),
+                dirty_paused_when: if next(2) == 0 {
+                    None
+                } else {
+                    Some((now_us / JIFFY_US).saturating_sub(next(1 << 10)))
+                },
+                ..Writer::default()
+            };
+            if let Balance::Sleep(until) = w.bdp(&mut d, &g, now_us, w.nr_dirtied) {
+                assert!(until > now_us, "{until} at {now_us}");
+                sleeps += 1;
+            }
+        }
+        assert!(sleeps > 10_000, "{sleeps}");
     }
 }
