@@ -312,7 +312,7 @@ enum Balance {
     FreeRun,
     /// Throttled, but the pause is shorter than the minimum: go on.
     Continue,
-    /// Sleep until this time (µs).
+    /// Sleep until this time (µs), always later than the call.
     Sleep(u64),
 }
 
@@ -460,6 +460,10 @@ impl Writer {
         // Pages whose polls all end strictly before t1.
         let limit = self.carry + self.rate * (t1 - now0 - 1);
         let (mut total, mut last_free, mut throttled_call) = (0u64, None, false);
+        // Whether `same_polls` may find polls: after a free poll, and after
+        // polls in one go whose last may have changed the interval (else the
+        // room, the ceiling or the credit stopped them, and still does).
+        let mut batch = false;
         loop {
             let poll = if d.dirty_exceeded {
                 self.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
@@ -467,10 +471,11 @@ impl Writer {
                 self.nr_dirtied_pause
             };
             let target = poll.saturating_sub(self.nr_dirtied).max(1);
-            if last_free.is_some() {
+            if batch {
                 // Every poll from here that adds `target`, passes, stays free
                 // and leaves the next interval at `target`, in one go.
-                let n = self.same_polls(d, g, target, limit / 1_000_000 - total);
+                let n;
+                (n, batch) = self.same_polls(d, g, target, limit / 1_000_000 - total);
                 if n > 0 {
                     let pages = n * target;
                     total += pages;
@@ -505,6 +510,7 @@ impl Writer {
             self.nr_dirtied = 0;
             self.nr_dirtied_pause = free_poll_interval(d, g);
             last_free = Some(total);
+            batch = true;
         }
         if total == 0 {
             return now0;
@@ -532,8 +538,10 @@ impl Writer {
     /// (the room check) and in the credit, end at or below the freerun
     /// ceiling, and leave `dirty_poll_interval()` where it is for the next
     /// (it is `2^k` while `thresh - dirty >= 4^k`). All of them but the
-    /// last leave the interval unchanged; the last may change it.
-    fn same_polls(&self, d: &Device, g: &GlobalView, target: u64, credit: u64) -> u64 {
+    /// last leave the interval unchanged; the last may change it. Also
+    /// returns whether the interval stopped them: if not, the room, the
+    /// ceiling or the credit did, and the next call finds no poll.
+    fn same_polls(&self, d: &Device, g: &GlobalView, target: u64, credit: u64) -> (u64, bool) {
         let wb_dirty = d.dirty + d.writeback + d.pend;
         // The count the room, the interval and the ceiling are taken on.
         let (count, cap, top) = if d.strict {
@@ -542,16 +550,17 @@ impl Writer {
             (g.dirty, g.hard_limit, g.thresh)
         };
         if top <= count || self.nr_dirtied != 0 {
-            return 0;
+            return (0, false);
         }
         let k = (top - count).ilog2() >> 1;
         if self.nr_dirtied_pause != 1 << k {
-            return 0;
+            return (0, false);
         }
         let same_interval = (top - count - (1 << (2 * k))) / target + 1;
         let room = cap.saturating_sub(count) / target;
         let free = d.ctl.freerun_ceiling().saturating_sub(count) / target;
-        same_interval.min(room).min(free).min(credit / target)
+        let n = same_interval.min(room).min(free).min(credit / target);
+        (n, n == same_interval)
     }
 
     /// One `balance_dirty_pages()` call at `now` (µs) after `pages_dirtied`
@@ -567,8 +576,10 @@ impl Writer {
         match self.bdp(d, g, now, pages_dirtied) {
             Balance::FreeRun | Balance::Continue => now,
             Balance::Sleep(until) => {
+                // INVARIANT: `until > now`: a pause wakes on a later jiffy,
+                // and at least a microsecond on.
                 self.wake_us = until;
-                until.min(t1).max(now)
+                until.min(t1)
             }
         }
     }
@@ -1398,5 +1409,158 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// [`Writer::free_run`] looks for polls in one go again only where the
+    /// interval stopped the last ones: if the room, the freerun ceiling or
+    /// the credit did, the interval is still the same and the next look
+    /// finds none.
+    #[test]
+    fn polls_in_one_go_not_stopped_by_the_interval_leave_none() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % below
+        };
+        let (mut stopped_by_interval, mut stopped_otherwise) = (0, 0);
+        for _ in 0..200_000 {
+            let scale = 6 + next(16);
+            let thresh = 64 + next(1 << scale);
+            let wb_thresh = next(thresh + 1);
+            let strict = next(2) == 0;
+            let dtc = Dtc {
+                thresh,
+                bg_thresh: thresh / 2,
+                dirty_limit: thresh + next(thresh / 4 + 1),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                strict_limit: strict,
+                ..Dtc::default()
+            };
+            let top = if strict { wb_thresh } else { thresh };
+            let mut d = Device {
+                dirty: next(top + 1),
+                writeback: next(top / 4 + 1),
+                pend: next(64),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                strict,
+                dirty_exceeded: next(4) == 0,
+                ctl: PosControl::new(&dtc),
+                ..Device::default()
+            };
+            let mut g = GlobalView {
+                thresh,
+                bg_thresh: dtc.bg_thresh,
+                hard_limit: dtc.limit(),
+                dirty: d.dirty + d.writeback + d.pend + next(thresh / 2 + 1),
+            };
+            let mut w = Writer {
+                nr_dirtied_pause: free_poll_interval(&d, &g),
+                ..Writer::default()
+            };
+            let target_of = |w: &Writer, d: &Device| {
+                let poll = if d.dirty_exceeded {
+                    w.nr_dirtied_pause.min(DIRTY_EXCEEDED_POLL)
+                } else {
+                    w.nr_dirtied_pause
+                };
+                poll.max(1)
+            };
+            let target = target_of(&w, &d);
+            let scale = next(20);
+            let credit = next(1 << scale);
+            let (n, by_interval) = w.same_polls(&d, &g, target, credit);
+            if n == 0 {
+                continue;
+            }
+            // The polls made, as free_run makes them.
+            d.pend += n * target;
+            g.dirty += n * target;
+            let pause = w.nr_dirtied_pause;
+            w.nr_dirtied_pause = free_poll_interval(&d, &g);
+            if by_interval {
+                stopped_by_interval += 1;
+                continue;
+            }
+            stopped_otherwise += 1;
+            assert_eq!(w.nr_dirtied_pause, pause, "{n} polls of {target}");
+            let target = target_of(&w, &d);
+            assert_eq!(
+                w.same_polls(&d, &g, target, credit - n * target),
+                (0, false),
+                "after {n} polls of {target}"
+            );
+        }
+        assert!(stopped_by_interval > 1000 && stopped_otherwise > 1000);
+    }
+
+    /// A throttled call's pause ends after the call (on a later jiffy, and
+    /// at least a microsecond on), so [`Writer::balance`] returns a time
+    /// past `now` without taking the larger of the two.
+    #[test]
+    fn a_pause_ends_after_the_call() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |below: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % below
+        };
+        let mut sleeps = 0;
+        for _ in 0..100_000 {
+            let thresh = 64 + next(1 << 20);
+            let wb_thresh = next(thresh + 1);
+            let strict = next(2) == 0;
+            let write_bw = next(1 << 18);
+            let dtc = Dtc {
+                thresh,
+                bg_thresh: thresh / 2,
+                dirty_limit: thresh + next(thresh / 4 + 1),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                write_bw,
+                strict_limit: strict,
+                ..Dtc::default()
+            };
+            let mut d = Device {
+                dirty: next(2 * thresh),
+                writeback: next(thresh / 4 + 1),
+                pend: next(64),
+                wb_thresh,
+                wb_bg_thresh: wb_thresh / 2,
+                strict,
+                ctl: PosControl::new(&dtc),
+                max_pause: MaxPause::new(write_bw),
+                ..Device::default()
+            };
+            d.est.avg = write_bw;
+            d.ratelimit.dirty_ratelimit = 1 + next(1 << 16);
+            let g = GlobalView {
+                thresh,
+                bg_thresh: dtc.bg_thresh,
+                hard_limit: dtc.limit(),
+                dirty: d.dirty + d.writeback + d.pend + next(thresh + 1),
+            };
+            // On a jiffy or between two.
+            let now_us = next(1 << 28) * JIFFY_US + next(2) * next(JIFFY_US);
+            let mut w = Writer {
+                nr_dirtied: next(1 << 12),
+                nr_dirtied_pause: 1 + next(1 << 12),
+                dirty_paused_when: if next(2) == 0 {
+                    NOT_PAUSED
+                } else {
+                    (now_us / JIFFY_US).saturating_sub(next(1 << 10))
+                },
+                ..Writer::default()
+            };
+            if let Balance::Sleep(until) = w.bdp(&mut d, &g, now_us, w.nr_dirtied) {
+                assert!(until > now_us, "{until} at {now_us}");
+                sleeps += 1;
+            }
+        }
+        assert!(sleeps > 10_000, "{sleeps}");
     }
 }
