@@ -97,13 +97,13 @@ struct Device {
     /// The position control of the current step (thresholds, limits and
     /// bandwidth are fixed through phase 4); set by the step's first
     /// running writer on the device.
-    // INVARIANT: `ctl` is `PosControl::new(&k)` for `ctl_key == Some(k)`;
-    // it is rebuilt only when the fixed inputs of the step (the `Dtc` with
-    // its dirty counts zeroed, which `PosControl::new` does not read)
-    // differ from `k`, so that steps with unchanged limits reuse it.
+    // INVARIANT: `ctl` is `PosControl::new` of the `Dtc` with the run's
+    // `thresh` and `bg_thresh` and the inputs `k` of `ctl_key == Some(k)`;
+    // it is rebuilt only when the fixed inputs of the step differ from `k`,
+    // so that steps with unchanged limits reuse it.
     ctl: PosControl,
-    /// The fixed inputs `ctl` was made from (`None`: not made yet).
-    ctl_key: Option<Dtc>,
+    /// The inputs `ctl` was made from (`None`: not made yet).
+    ctl_key: Option<CtlKey>,
     /// `wb_max_pause()` at the bandwidth estimate.
     // INVARIANT: `MaxPause::new(est.avg)`; `est` only moves in the bandwidth
     // update (`Sim::update_estimates`), which renews it.
@@ -191,6 +191,19 @@ const MIN_WRITEBACK_PAGES: u64 = 4096 >> (crate::consts::PAGE_SHIFT - 10);
 fn writeback_chunk_size(avg_write_bandwidth: u64, dirty_limit: u64) -> u64 {
     let pages = (avg_write_bandwidth / 2).min(dirty_limit / DIRTY_SCOPE);
     (pages + MIN_WRITEBACK_PAGES) / MIN_WRITEBACK_PAGES * MIN_WRITEBACK_PAGES
+}
+
+/// What a device's position control is made from besides `thresh` and
+/// `bg_thresh`, which are fixed through a run: everything else
+/// [`PosControl::new`] reads of a [`Dtc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CtlKey {
+    /// `hard_dirty_limit()`.
+    limit: u64,
+    wb_thresh: u64,
+    wb_bg_thresh: u64,
+    write_bw: u64,
+    strict: bool,
 }
 
 /// A writer's state: a task that dirties pages at its wanted rate and calls
@@ -605,6 +618,12 @@ pub struct Sim<'s, 'a> {
     periods: u64,
     lim: DirtyLimits,
     dirty_limit: u64,
+    /// The domain-wide part of the devices' position controls
+    /// ([`PosControl::domain`]).
+    // INVARIANT: made from `lim` (fixed through the run) and the hard limit
+    // `domain_ctl.limit()`; renewed at the start of phase 4 when the hard
+    // limit has moved.
+    domain_ctl: PosControl,
     now: u64,
     steps_done: u64,
     /// The run's length in steps ([`Scenario::steps`], kept: no division per step).
@@ -692,6 +711,12 @@ impl<'s, 'a> Sim<'s, 'a> {
             periods: 0,
             lim,
             dirty_limit: lim.thresh,
+            domain_ctl: PosControl::domain(
+                lim.thresh,
+                lim.bg_thresh,
+                lim.thresh,
+                &PosControl::default(),
+            ),
             now: 0,
             steps_done: 0,
             steps: sc.steps(),
@@ -934,6 +959,14 @@ impl<'s, 'a> Sim<'s, 'a> {
             hard_limit: self.hard_limit(),
             dirty: self.global_dirty(),
         };
+        if self.domain_ctl.limit() != global.hard_limit {
+            self.domain_ctl = PosControl::domain(
+                global.thresh,
+                global.bg_thresh,
+                global.hard_limit,
+                &self.domain_ctl,
+            );
+        }
         let (t0, t1) = (t * 1000, (t + self.sc.step_ms) * 1000);
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
@@ -950,13 +983,15 @@ impl<'s, 'a> Sim<'s, 'a> {
                 // What the control reads (limits, thresholds, bandwidth
                 // estimate) is fixed through this phase; the dirty counts
                 // granted by the writers before are not read.
-                let key = Dtc {
-                    dirty: 0,
-                    wb_dirty: 0,
-                    ..dtc(d, &global)
+                let key = CtlKey {
+                    limit: global.hard_limit,
+                    wb_thresh: d.wb_thresh,
+                    wb_bg_thresh: d.wb_bg_thresh,
+                    write_bw: d.est.avg,
+                    strict: d.strict,
                 };
                 if d.ctl_key != Some(key) {
-                    d.ctl = PosControl::renew(&key, &d.ctl);
+                    d.ctl = self.domain_ctl.with_wb(&dtc(d, &global), &d.ctl);
                     d.ctl_key = Some(key);
                 }
                 d.ctl_ready = true;
