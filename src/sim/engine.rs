@@ -744,7 +744,17 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// The time the domain is given for simulated time `t` (ms): `t`, or on recorded
     /// boundaries the [`Warp`]'s model time. A domain clock that aging stopped is armed
     /// again at the latest boundary, so that its periods stay on the recorded grid.
+    #[inline(always)]
     fn domain_time(&mut self, t: u64) -> u64 {
+        if self.warp.is_none() {
+            return t;
+        }
+        self.warped_time(t)
+    }
+
+    /// [`Sim::domain_time`] on recorded boundaries.
+    #[inline(never)]
+    fn warped_time(&mut self, t: u64) -> u64 {
         let Some(w) = self.warp.as_mut() else {
             return t;
         };
