@@ -30,7 +30,7 @@ use std::{format, vec};
 
 use crate::bdi::{Bdi, BdiId};
 use crate::domain::Domain;
-use crate::global_limits::DirtyLimits;
+use crate::global_limits::{hard_dirty_limit, DirtyLimits};
 use crate::policy::Policy;
 
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
@@ -618,6 +618,11 @@ pub struct Sim<'s, 'a> {
     periods: u64,
     lim: DirtyLimits,
     dirty_limit: u64,
+    /// `hard_dirty_limit()`.
+    // INVARIANT: `hard_dirty_limit(dirty_limit, lim.thresh)`; `dirty_limit`
+    // only moves in the bandwidth update (`Sim::update_estimates`), which
+    // renews it.
+    hard_limit: u64,
     /// The domain-wide part of the devices' position controls
     /// ([`PosControl::domain`]).
     // INVARIANT: made from `lim` (fixed through the run) and the hard limit
@@ -711,6 +716,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             periods: 0,
             lim,
             dirty_limit: lim.thresh,
+            hard_limit: hard_dirty_limit(lim.thresh, lim.thresh),
             domain_ctl: PosControl::domain(
                 lim.thresh,
                 lim.bg_thresh,
@@ -791,7 +797,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// The hard limit now: `max(thresh, dirty_limit)`.
     pub fn hard_limit(&self) -> u64 {
-        self.dirty_limit.max(self.lim.thresh)
+        self.hard_limit
     }
 
     /// Global dirty pages (dirty + writeback).
@@ -1139,6 +1145,7 @@ impl<'s, 'a> Sim<'s, 'a> {
     fn update_estimates(&mut self, t_end: u64) {
         let g = self.global_dirty();
         self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
+        self.hard_limit = hard_dirty_limit(self.dirty_limit, self.lim.thresh);
         let (thresh, bg_thresh, hard_limit) =
             (self.lim.thresh, self.lim.bg_thresh, self.hard_limit());
         for d in self.devices.iter_mut() {
