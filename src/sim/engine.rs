@@ -644,10 +644,12 @@ pub struct Sim<'s, 'a> {
     max_step_dirtied: u64,
     peak_dirty: u64,
     peak_over_limit: i64,
-    /// Σ over throttled steps of (T − Σ wb_thresh) · dt, in page·ms (T is
-    /// constant in a run, so the share is this / (T · throttled_ms)).
+    /// Σ over throttled steps of T − Σ wb_thresh, in pages (T and the step
+    /// length dt are constant in a run, so the share is this · dt /
+    /// (T · throttled_ms)).
     unused_acc: u128,
-    throttled_ms: u64,
+    /// Steps in which some writer was throttled (`throttled_ms` / dt).
+    throttled_steps: u64,
     rec: Recording,
 }
 
@@ -737,7 +739,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
-            throttled_ms: 0,
+            throttled_steps: 0,
             rec: Recording::new(sc),
         };
         if sim.warp.is_some() {
@@ -863,9 +865,12 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.rec.peak_dirty = self.peak_dirty;
         self.rec.peak_over_limit = self.peak_over_limit;
         self.rec.max_step_dirtied = self.max_step_dirtied;
-        let denom = u128::from(self.lim.thresh) * u128::from(self.throttled_ms);
-        self.rec.unused_share = (denom > 0).then(|| self.unused_acc as f64 / denom as f64);
-        self.rec.throttled_ms = self.throttled_ms;
+        let dt = self.sc.step_ms;
+        let throttled_ms = self.throttled_steps * dt;
+        let unused_acc = self.unused_acc * u128::from(dt);
+        let denom = u128::from(self.lim.thresh) * u128::from(throttled_ms);
+        self.rec.unused_share = (denom > 0).then(|| unused_acc as f64 / denom as f64);
+        self.rec.throttled_ms = throttled_ms;
         self.rec.elapsed_ms = self.now;
         self.rec.peak_pinned = self.devices.iter().map(|d| d.peak_pinned).collect();
         self.rec.writer_dirtied = self.writers.iter().map(|w| w.dirtied).collect();
@@ -883,8 +888,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         let (step_dirtied, any_throttled) = self.balance_dirty_pages(t);
         if any_throttled {
             let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
-            self.unused_acc += u128::from(unused) * u128::from(dt);
-            self.throttled_ms += dt;
+            self.unused_acc += u128::from(unused);
+            self.throttled_steps += 1;
         }
         // Recording of the state at t (limits of t, counts of t), when
         // t % sample_ms == 0.
