@@ -98,12 +98,12 @@ struct Device {
     /// bandwidth are fixed through phase 4); set by the step's first
     /// running writer on the device.
     // INVARIANT: `ctl` is `PosControl::new` of the `Dtc` with the run's
-    // `thresh` and `bg_thresh` and the inputs `k` of `ctl_key == Some(k)`;
-    // it is rebuilt only when the fixed inputs of the step differ from `k`,
-    // so that steps with unchanged limits reuse it.
+    // `thresh` and `bg_thresh` and the inputs `ctl_key` (from `Sim::new`
+    // on); it is rebuilt only when the fixed inputs of the step differ from
+    // `ctl_key`, so that steps with unchanged limits reuse it.
     ctl: PosControl,
-    /// The inputs `ctl` was made from (`None`: not made yet).
-    ctl_key: Option<CtlKey>,
+    /// The inputs `ctl` was made from.
+    ctl_key: CtlKey,
     /// `wb_max_pause()` at the bandwidth estimate.
     // INVARIANT: `MaxPause::new(est.avg)`; `est` only moves in the bandwidth
     // update (`Sim::update_estimates`), which renews it.
@@ -196,7 +196,7 @@ fn writeback_chunk_size(avg_write_bandwidth: u64, dirty_limit: u64) -> u64 {
 /// What a device's position control is made from besides `thresh` and
 /// `bg_thresh`, which are fixed through a run: everything else
 /// [`PosControl::new`] reads of a [`Dtc`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct CtlKey {
     /// `hard_dirty_limit()`.
     limit: u64,
@@ -270,6 +270,17 @@ fn dtc(d: &Device, g: &GlobalView) -> Dtc {
         wb_dirty: d.dirty + d.writeback + d.pend,
         write_bw: d.est.avg,
         strict_limit: d.strict,
+    }
+}
+
+/// The inputs of device `d`'s position control at the hard limit `limit`.
+fn ctl_key(d: &Device, limit: u64) -> CtlKey {
+    CtlKey {
+        limit,
+        wb_thresh: d.wb_thresh,
+        wb_bg_thresh: d.wb_bg_thresh,
+        write_bw: d.est.avg,
+        strict: d.strict,
     }
 }
 
@@ -742,6 +753,16 @@ impl<'s, 'a> Sim<'s, 'a> {
             throttled_steps: 0,
             rec: Recording::new(sc),
         };
+        let g = GlobalView {
+            thresh: lim.thresh,
+            bg_thresh: lim.bg_thresh,
+            hard_limit: sim.hard_limit,
+            dirty: 0,
+        };
+        for d in sim.devices.iter_mut() {
+            d.ctl_key = ctl_key(d, g.hard_limit);
+            d.ctl = sim.domain_ctl.with_wb(&dtc(d, &g), &d.ctl);
+        }
         if sim.warp.is_some() {
             // The first recorded boundary ends the first period.
             sim.arm_period_clock(0);
@@ -1004,16 +1025,10 @@ impl<'s, 'a> Sim<'s, 'a> {
                 // What the control reads (limits, thresholds, bandwidth
                 // estimate) is fixed through this phase; the dirty counts
                 // granted by the writers before are not read.
-                let key = CtlKey {
-                    limit: global.hard_limit,
-                    wb_thresh: d.wb_thresh,
-                    wb_bg_thresh: d.wb_bg_thresh,
-                    write_bw: d.est.avg,
-                    strict: d.strict,
-                };
-                if d.ctl_key != Some(key) {
+                let key = ctl_key(d, global.hard_limit);
+                if d.ctl_key != key {
                     d.ctl = self.domain_ctl.with_wb(&dtc(d, &global), &d.ctl);
-                    d.ctl_key = Some(key);
+                    d.ctl_key = key;
                 }
                 d.ctl_ready = true;
             }
