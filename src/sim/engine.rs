@@ -647,6 +647,9 @@ pub struct Sim<'s, 'a> {
     /// Steps until the next recording (every `sample_ms / step_ms` steps).
     until_sample: u64,
     next_event: usize,
+    /// When the next event is due (ms; `u64::MAX`: no event left).
+    // INVARIANT: `sc.events[next_event].at_ms`, or `u64::MAX` past the last.
+    next_event_ms: u64,
     devices: Vec<Device>,
     writers: Vec<Writer>,
     nr_dirty: u64,
@@ -741,6 +744,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             steps: sc.steps(),
             until_sample: 0,
             next_event: 0,
+            next_event_ms: sc.events.first().map_or(u64::MAX, |e| e.at_ms),
             devices,
             writers,
             nr_dirty: 0,
@@ -945,9 +949,13 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Phase 1: the events due at `t`, through the core's setters.
     fn apply_events(&mut self, t: u64) -> Result<(), SimError> {
+        if self.next_event_ms > t {
+            return Ok(());
+        }
         while let Some(e) = self.sc.events.get(self.next_event) {
             if e.at_ms > t {
-                break;
+                self.next_event_ms = e.at_ms;
+                return Ok(());
             }
             let d = &mut self.devices[e.device];
             match e.action {
@@ -970,6 +978,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             }
             self.next_event += 1;
         }
+        self.next_event_ms = u64::MAX;
         Ok(())
     }
 
