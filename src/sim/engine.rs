@@ -30,7 +30,7 @@ use std::{format, vec};
 
 use crate::bdi::{Bdi, BdiId};
 use crate::domain::Domain;
-use crate::global_limits::DirtyLimits;
+use crate::global_limits::{hard_dirty_limit, DirtyLimits};
 use crate::policy::Policy;
 
 use super::record::{DevSample, GlobalSample, Recording, WriterSample};
@@ -97,13 +97,13 @@ struct Device {
     /// The position control of the current step (thresholds, limits and
     /// bandwidth are fixed through phase 4); set by the step's first
     /// running writer on the device.
-    // INVARIANT: `ctl` is `PosControl::new(&k)` for `ctl_key == Some(k)`;
-    // it is rebuilt only when the fixed inputs of the step (the `Dtc` with
-    // its dirty counts zeroed, which `PosControl::new` does not read)
-    // differ from `k`, so that steps with unchanged limits reuse it.
+    // INVARIANT: `ctl` is `PosControl::new` of the `Dtc` with the run's
+    // `thresh` and `bg_thresh` and the inputs `ctl_key` (from `Sim::new`
+    // on); it is rebuilt only when the fixed inputs of the step differ from
+    // `ctl_key`, so that steps with unchanged limits reuse it.
     ctl: PosControl,
-    /// The fixed inputs `ctl` was made from (`None`: not made yet).
-    ctl_key: Option<Dtc>,
+    /// The inputs `ctl` was made from.
+    ctl_key: CtlKey,
     /// `wb_max_pause()` at the bandwidth estimate.
     // INVARIANT: `MaxPause::new(est.avg)`; `est` only moves in the bandwidth
     // update (`Sim::update_estimates`), which renews it.
@@ -259,6 +259,19 @@ fn writeback_chunk_size(avg_write_bandwidth: u64, dirty_limit: u64) -> u64 {
     (pages + MIN_WRITEBACK_PAGES) / MIN_WRITEBACK_PAGES * MIN_WRITEBACK_PAGES
 }
 
+/// What a device's position control is made from besides `thresh` and
+/// `bg_thresh`, which are fixed through a run: everything else
+/// [`PosControl::new`] reads of a [`Dtc`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CtlKey {
+    /// `hard_dirty_limit()`.
+    limit: u64,
+    wb_thresh: u64,
+    wb_bg_thresh: u64,
+    write_bw: u64,
+    strict: bool,
+}
+
 /// A writer's state: a task that dirties pages at its wanted rate and calls
 /// `balance_dirty_pages()` every `nr_dirtied_pause` pages.
 #[derive(Clone, Copy, Debug, Default)]
@@ -328,6 +341,17 @@ fn dtc(d: &Device, g: &GlobalView) -> Dtc {
         wb_dirty: d.dirty + d.writeback + d.pend,
         write_bw: d.est.avg,
         strict_limit: d.strict,
+    }
+}
+
+/// The inputs of device `d`'s position control at the hard limit `limit`.
+fn ctl_key(d: &Device, limit: u64) -> CtlKey {
+    CtlKey {
+        limit,
+        wb_thresh: d.wb_thresh,
+        wb_bg_thresh: d.wb_bg_thresh,
+        write_bw: d.est.avg,
+        strict: d.strict,
     }
 }
 
@@ -686,6 +710,17 @@ pub struct Sim<'s, 'a> {
     periods: u64,
     lim: DirtyLimits,
     dirty_limit: u64,
+    /// `hard_dirty_limit()`.
+    // INVARIANT: `hard_dirty_limit(dirty_limit, lim.thresh)`; `dirty_limit`
+    // only moves in the bandwidth update (`Sim::update_estimates`), which
+    // renews it.
+    hard_limit: u64,
+    /// The domain-wide part of the devices' position controls
+    /// ([`PosControl::domain`]).
+    // INVARIANT: made from `lim` (fixed through the run) and the hard limit
+    // `domain_ctl.limit()`; renewed at the start of phase 4 when the hard
+    // limit has moved.
+    domain_ctl: PosControl,
     now: u64,
     steps_done: u64,
     /// The run's length in steps ([`Scenario::steps`], kept: no division per step).
@@ -693,6 +728,9 @@ pub struct Sim<'s, 'a> {
     /// Steps until the next recording (every `sample_ms / step_ms` steps).
     until_sample: u64,
     next_event: usize,
+    /// When the next event is due (ms; `u64::MAX`: no event left).
+    // INVARIANT: `sc.events[next_event].at_ms`, or `u64::MAX` past the last.
+    next_event_ms: u64,
     devices: Vec<Device>,
     writers: Vec<Writer>,
     nr_dirty: u64,
@@ -705,10 +743,12 @@ pub struct Sim<'s, 'a> {
     wakeup: Wakeup,
     peak_dirty: u64,
     peak_over_limit: i64,
-    /// Σ over throttled steps of (T − Σ wb_thresh) · dt, in page·ms (T is
-    /// constant in a run, so the share is this / (T · throttled_ms)).
+    /// Σ over throttled steps of T − Σ wb_thresh, in pages (T and the step
+    /// length dt are constant in a run, so the share is this · dt /
+    /// (T · throttled_ms)).
     unused_acc: u128,
-    throttled_ms: u64,
+    /// Steps in which some writer was throttled (`throttled_ms` / dt).
+    throttled_steps: u64,
     rec: Recording,
 }
 
@@ -778,11 +818,19 @@ impl<'s, 'a> Sim<'s, 'a> {
             periods: 0,
             lim,
             dirty_limit: lim.thresh,
+            hard_limit: hard_dirty_limit(lim.thresh, lim.thresh),
+            domain_ctl: PosControl::domain(
+                lim.thresh,
+                lim.bg_thresh,
+                lim.thresh,
+                &PosControl::default(),
+            ),
             now: 0,
             steps_done: 0,
             steps: sc.steps(),
             until_sample: 0,
             next_event: 0,
+            next_event_ms: sc.events.first().map_or(u64::MAX, |e| e.at_ms),
             devices,
             writers,
             nr_dirty: 0,
@@ -794,9 +842,19 @@ impl<'s, 'a> Sim<'s, 'a> {
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
-            throttled_ms: 0,
+            throttled_steps: 0,
             rec: Recording::new(sc),
         };
+        let g = GlobalView {
+            thresh: lim.thresh,
+            bg_thresh: lim.bg_thresh,
+            hard_limit: sim.hard_limit,
+            dirty: 0,
+        };
+        for d in sim.devices.iter_mut() {
+            d.ctl_key = ctl_key(d, g.hard_limit);
+            d.ctl = sim.domain_ctl.with_wb(&dtc(d, &g), &d.ctl);
+        }
         if sim.warp.is_some() {
             // The first recorded boundary ends the first period.
             sim.arm_period_clock(0);
@@ -807,7 +865,17 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// The time the domain is given for simulated time `t` (ms): `t`, or on recorded
     /// boundaries the [`Warp`]'s model time. A domain clock that aging stopped is armed
     /// again at the latest boundary, so that its periods stay on the recorded grid.
+    #[inline(always)]
     fn domain_time(&mut self, t: u64) -> u64 {
+        if self.warp.is_none() {
+            return t;
+        }
+        self.warped_time(t)
+    }
+
+    /// [`Sim::domain_time`] on recorded boundaries.
+    #[inline(never)]
+    fn warped_time(&mut self, t: u64) -> u64 {
         let Some(w) = self.warp.as_mut() else {
             return t;
         };
@@ -844,7 +912,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// The hard limit now: `max(thresh, dirty_limit)`.
     pub fn hard_limit(&self) -> u64 {
-        self.dirty_limit.max(self.lim.thresh)
+        self.hard_limit
     }
 
     /// Global dirty pages (dirty + writeback).
@@ -910,9 +978,12 @@ impl<'s, 'a> Sim<'s, 'a> {
         self.rec.peak_dirty = self.peak_dirty;
         self.rec.peak_over_limit = self.peak_over_limit;
         self.rec.max_step_dirtied = self.max_step_dirtied;
-        let denom = u128::from(self.lim.thresh) * u128::from(self.throttled_ms);
-        self.rec.unused_share = (denom > 0).then(|| self.unused_acc as f64 / denom as f64);
-        self.rec.throttled_ms = self.throttled_ms;
+        let dt = self.sc.step_ms;
+        let throttled_ms = self.throttled_steps * dt;
+        let unused_acc = self.unused_acc * u128::from(dt);
+        let denom = u128::from(self.lim.thresh) * u128::from(throttled_ms);
+        self.rec.unused_share = (denom > 0).then(|| unused_acc as f64 / denom as f64);
+        self.rec.throttled_ms = throttled_ms;
         self.rec.elapsed_ms = self.now;
         self.rec.peak_pinned = self.devices.iter().map(|d| d.peak_pinned).collect();
         self.rec.writer_dirtied = self.writers.iter().map(|w| w.dirtied).collect();
@@ -930,8 +1001,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         let (step_dirtied, any_throttled) = self.balance_dirty_pages(t);
         if any_throttled {
             let unused = self.lim.thresh.saturating_sub(sum_wb_thresh);
-            self.unused_acc += u128::from(unused) * u128::from(dt);
-            self.throttled_ms += dt;
+            self.unused_acc += u128::from(unused);
+            self.throttled_steps += 1;
         }
         // Recording of the state at t (limits of t, counts of t), when
         // t % sample_ms == 0.
@@ -966,9 +1037,13 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Phase 1: the events due at `t`, through the core's setters.
     fn apply_events(&mut self, t: u64) -> Result<(), SimError> {
+        if self.next_event_ms > t {
+            return Ok(());
+        }
         while let Some(e) = self.sc.events.get(self.next_event) {
             if e.at_ms > t {
-                break;
+                self.next_event_ms = e.at_ms;
+                return Ok(());
             }
             let d = &mut self.devices[e.device];
             match e.action {
@@ -991,6 +1066,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             }
             self.next_event += 1;
         }
+        self.next_event_ms = u64::MAX;
         Ok(())
     }
 
@@ -1022,6 +1098,14 @@ impl<'s, 'a> Sim<'s, 'a> {
             hard_limit: self.hard_limit(),
             dirty: self.global_dirty(),
         };
+        if self.domain_ctl.limit() != global.hard_limit {
+            self.domain_ctl = PosControl::domain(
+                global.thresh,
+                global.bg_thresh,
+                global.hard_limit,
+                &self.domain_ctl,
+            );
+        }
         let (t0, t1) = (t * 1000, (t + self.sc.step_ms) * 1000);
         let mut any_throttled = false;
         let mut step_dirtied = 0u64;
@@ -1038,14 +1122,10 @@ impl<'s, 'a> Sim<'s, 'a> {
                 // What the control reads (limits, thresholds, bandwidth
                 // estimate) is fixed through this phase; the dirty counts
                 // granted by the writers before are not read.
-                let key = Dtc {
-                    dirty: 0,
-                    wb_dirty: 0,
-                    ..dtc(d, &global)
-                };
-                if d.ctl_key != Some(key) {
-                    d.ctl = PosControl::renew(&key, &d.ctl);
-                    d.ctl_key = Some(key);
+                let key = ctl_key(d, global.hard_limit);
+                if d.ctl_key != key {
+                    d.ctl = self.domain_ctl.with_wb(&dtc(d, &global), &d.ctl);
+                    d.ctl_key = key;
                 }
                 d.ctl_ready = true;
             }
@@ -1183,6 +1263,7 @@ impl<'s, 'a> Sim<'s, 'a> {
     fn update_estimates(&mut self, t_end: u64) {
         let g = self.global_dirty();
         self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
+        self.hard_limit = hard_dirty_limit(self.dirty_limit, self.lim.thresh);
         let (thresh, bg_thresh, hard_limit) =
             (self.lim.thresh, self.lim.bg_thresh, self.hard_limit());
         for d in self.devices.iter_mut() {

@@ -304,17 +304,36 @@ impl PosControl {
     /// are the same (they then need no new reciprocal).
     #[inline]
     pub fn renew(dtc: &Dtc, prev: &PosControl) -> PosControl {
-        let limit = dtc.limit();
-        let freerun = dirty_freerun_ceiling(dtc.thresh, dtc.bg_thresh);
+        PosControl::domain(dtc.thresh, dtc.bg_thresh, dtc.limit(), prev).with_wb(dtc, prev)
+    }
+
+    /// The domain-wide part of a control at `thresh`, `bg_thresh` and the
+    /// hard limit `limit` (`hard_dirty_limit()`): the global freerun
+    /// ceiling and setpoint and the global cubic's divisor (kept from `prev`
+    /// where it is the same); the wb's part is left unset.
+    #[inline]
+    pub fn domain(thresh: u64, bg_thresh: u64, limit: u64, prev: &PosControl) -> PosControl {
+        let freerun = dirty_freerun_ceiling(thresh, bg_thresh);
         let setpoint = (freerun + limit) / 2;
-        let mut c = PosControl {
+        PosControl {
             limit,
             freerun,
             setpoint,
             den: prev.den.or_new(polynom_den(setpoint, limit)),
-            strict_limit: dtc.strict_limit,
             free_dirty: freerun,
             ..PosControl::default()
+        }
+    }
+
+    /// This control's domain-wide part (from [`PosControl::domain`]) with
+    /// the wb's part of `dtc`: its threshold, strictlimit cubic or control
+    /// line, from `wb_thresh`, `wb_bg_thresh`, `write_bw`, `strict_limit`
+    /// and `thresh`. The divisors of `prev` are kept where they are the same.
+    #[inline]
+    pub fn with_wb(&self, dtc: &Dtc, prev: &PosControl) -> PosControl {
+        let mut c = PosControl {
+            strict_limit: dtc.strict_limit,
+            ..*self
         };
         if dtc.strict_limit {
             c.wb_thresh = dtc.wb_thresh;
@@ -337,7 +356,7 @@ impl PosControl {
         let thresh = dtc.thresh.min(u64::from(u32::MAX));
         let wb_thresh = dtc.wb_thresh.min(thresh);
         let x = (wb_thresh << 16) / (thresh | 1);
-        let wb_setpoint = setpoint.saturating_mul(x) >> 16;
+        let wb_setpoint = c.setpoint.saturating_mul(x) >> 16;
         let span = (thresh - wb_thresh)
             .saturating_add(dtc.write_bw.saturating_mul(8))
             .saturating_mul(x)
@@ -351,6 +370,11 @@ impl PosControl {
             .line_den
             .or_new(NonZeroU64::MIN | (x_intercept - wb_setpoint));
         c
+    }
+
+    /// `hard_dirty_limit()` the control was made with.
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     /// The freerun ceiling `domain_dirty_freerun()` compares with: the
@@ -963,6 +987,58 @@ mod tests {
             }
         }
         assert_eq!(seen_skip, (true, true));
+    }
+
+    /// A `Dtc` of page counts below 2^33 (past `u32::MAX`, where the
+    /// control line clamps), with `bg_thresh ≤ thresh`.
+    fn dtc_strategy() -> impl proptest::strategy::Strategy<Value = Dtc> {
+        use proptest::prelude::*;
+        let pages = || prop_oneof![0u64..64, 0u64..1 << 20, 0u64..1 << 33];
+        (
+            pages(),
+            0u64..=1000,
+            pages(),
+            pages(),
+            pages(),
+            0u64..=1000,
+            (pages(), pages(), any::<bool>()),
+        )
+            .prop_map(
+                |(thresh, bg_per_mille, dirty_limit, dirty, wb_thresh, wb_bg_per_mille, rest)| {
+                    let (wb_dirty, write_bw, strict_limit) = rest;
+                    Dtc {
+                        thresh,
+                        bg_thresh: thresh / 1000 * bg_per_mille,
+                        dirty_limit,
+                        dirty,
+                        wb_thresh,
+                        wb_bg_thresh: wb_thresh / 1000 * wb_bg_per_mille,
+                        wb_dirty,
+                        write_bw,
+                        strict_limit,
+                    }
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// A control rebuilt from a kept domain-wide part and a previous
+        /// control (whose divisors it reuses where they match) is the
+        /// control made from scratch, and neither reads the dirty counts:
+        /// the simulator keeps controls across steps on that.
+        #[test]
+        fn renewed_control_is_the_new_one(dtc in dtc_strategy(), prev in dtc_strategy()) {
+            let fresh = PosControl::new(&dtc);
+            let before = PosControl::new(&prev);
+            let domain = PosControl::domain(dtc.thresh, dtc.bg_thresh, dtc.limit(), &before);
+            proptest::prop_assert_eq!(domain.limit(), dtc.limit());
+            proptest::prop_assert_eq!(domain.with_wb(&dtc, &before), fresh);
+            proptest::prop_assert_eq!(PosControl::renew(&dtc, &before), fresh);
+            let other_counts = Dtc { dirty: prev.dirty, wb_dirty: prev.wb_dirty, ..dtc };
+            proptest::prop_assert_eq!(PosControl::new(&other_counts), fresh);
+        }
     }
 
     #[test]
