@@ -1353,6 +1353,7 @@ pub fn run(sc: &Scenario, policy: Policy) -> Result<Recording, SimError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::throttle::xorshift64;
     use super::*;
     use proptest::prelude::*;
 
@@ -1492,34 +1493,36 @@ mod tests {
         }
     }
 
+    /// A task's control inputs with background thresholds at half the
+    /// thresholds and the hard limit `slack` above `thresh` (dirty counts 0).
+    fn test_dtc(thresh: u64, slack: u64, wb_thresh: u64, write_bw: u64, strict: bool) -> Dtc {
+        Dtc {
+            thresh,
+            bg_thresh: thresh / 2,
+            dirty_limit: thresh + slack,
+            wb_thresh,
+            wb_bg_thresh: wb_thresh / 2,
+            write_bw,
+            strict_limit: strict,
+            ..Dtc::default()
+        }
+    }
+
     /// [`Writer::free_run`] looks for polls in one go again only where the
     /// interval stopped the last ones: if the room, the freerun ceiling or
     /// the credit did, the interval is still the same and the next look
     /// finds none.
     #[test]
     fn polls_in_one_go_not_stopped_by_the_interval_leave_none() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |below: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % below
-        };
+        let mut rng = xorshift64(0x9e37_79b9_7f4a_7c15);
+        let mut next = |below: u64| rng() % below;
         let (mut stopped_by_interval, mut stopped_otherwise) = (0, 0);
         for _ in 0..200_000 {
             let scale = 6 + next(16);
             let thresh = 64 + next(1 << scale);
             let wb_thresh = next(thresh + 1);
             let strict = next(2) == 0;
-            let dtc = Dtc {
-                thresh,
-                bg_thresh: thresh / 2,
-                dirty_limit: thresh + next(thresh / 4 + 1),
-                wb_thresh,
-                wb_bg_thresh: wb_thresh / 2,
-                strict_limit: strict,
-                ..Dtc::default()
-            };
+            let dtc = test_dtc(thresh, next(thresh / 4 + 1), wb_thresh, 0, strict);
             let top = if strict { wb_thresh } else { thresh };
             let mut d = Device {
                 dirty: next(top + 1),
@@ -1583,29 +1586,15 @@ mod tests {
     /// past `now` without taking the larger of the two.
     #[test]
     fn a_pause_ends_after_the_call() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |below: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % below
-        };
+        let mut rng = xorshift64(0x2545_f491_4f6c_dd1d);
+        let mut next = |below: u64| rng() % below;
         let mut sleeps = 0;
         for _ in 0..100_000 {
             let thresh = 64 + next(1 << 20);
             let wb_thresh = next(thresh + 1);
             let strict = next(2) == 0;
             let write_bw = next(1 << 18);
-            let dtc = Dtc {
-                thresh,
-                bg_thresh: thresh / 2,
-                dirty_limit: thresh + next(thresh / 4 + 1),
-                wb_thresh,
-                wb_bg_thresh: wb_thresh / 2,
-                write_bw,
-                strict_limit: strict,
-                ..Dtc::default()
-            };
+            let dtc = test_dtc(thresh, next(thresh / 4 + 1), wb_thresh, write_bw, strict);
             let mut d = Device {
                 dirty: next(2 * thresh),
                 writeback: next(thresh / 4 + 1),

@@ -818,6 +818,19 @@ impl BwEstimate {
     }
 }
 
+/// Marsaglia's xorshift64 from `seed` (not 0): a fixed, cheap sequence of
+/// test inputs for the simulator's tests that walk many random states.
+#[cfg(test)]
+pub(super) fn xorshift64(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1056,13 +1069,7 @@ mod tests {
             u32::MAX as u64,
         ];
         ds.extend([1 << 32, (1 << 32) + 1, u64::MAX]);
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift64(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2000 {
             let r = next();
             ds.push((r >> (r % 64)).max(1));
