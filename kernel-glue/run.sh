@@ -111,10 +111,11 @@ boot() {
 	step "boot $name: $(basename "$(dirname "$kernel")") mode $mode: $tests"
 	rm -f "$DISK" && truncate -s 512M "$DISK"
 	set +e
+	# no5lvl: four-level paging (see wb-experiment.sh: KASAN's check during identify_cpu()).
 	timeout "$GUEST_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
 		-kernel "$kernel" -initrd "$B/initramfs-fuse.cpio.gz" \
 		-drive "file=$DISK,format=raw,if=virtio,throttling.bps-write=$DISK_BPS" \
-		-append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init fuse.dirty_limit=$dl dltest.mode=$mode dltest.tests=$tests $extra" \
+		-append "console=ttyS0 panic=-1 loglevel=4 no5lvl rdinit=/init fuse.dirty_limit=$dl dltest.mode=$mode dltest.tests=$tests $extra" \
 		-nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1
 	qrc=$?
 	set -e
