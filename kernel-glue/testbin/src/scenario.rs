@@ -14,8 +14,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const PAGE: usize = 4096;
-/// Per-WRITE latency of the "network-like" servers (ms).
-const LATENCY_MS: u64 = 40;
+/// Per-WRITE latency of the victim's "network-like" server (ms).
+const VICTIM_LATENCY_MS: u64 = 250;
+/// The victim's server window: `max_background` WRITEs of `server::MAX_WRITE` (128 KiB). With
+/// `VICTIM_LATENCY_MS` it bounds the victim at 12 (the congestion threshold the server sets, 3/4
+/// of it) to 16 WRITEs per 250 ms, 6-8 MiB/s, below what the guest's emulated CPU sustains even
+/// when the shared host runs slow (10-18 MiB/s seen), so that the server, not the host's speed of
+/// the moment, sets the victim's rate whenever its limit leaves room for the window (2 MiB under
+/// writeback, a limit of some 6 MiB).
+const VICTIM_WINDOW: u16 = 16;
 /// The glue's default cap of one connection, percent of B.
 const MAX_RATIO: u64 = 40;
 /// Pages a task may dirty between two balance_dirty_pages() checks near its limit.
@@ -371,7 +378,16 @@ const STREAM: usize = 2 << 30;
 /// The victim's throughput: a fresh latency mount, an mmap writer streaming through a file the
 /// server discards, the rate reaching the server over 6 s after 2 s.
 fn victim_rate(dir: &str) -> (f64, Mount, Writer) {
-    let m = mount(dir, &["--discard", "--latency-ms", &LATENCY_MS.to_string()]);
+    let m = mount(
+        dir,
+        &[
+            "--discard",
+            "--latency-ms",
+            &VICTIM_LATENCY_MS.to_string(),
+            "--max-background",
+            &VICTIM_WINDOW.to_string(),
+        ],
+    );
     let w = writer(&format!("{dir}/f"), STREAM, How::Mmap);
     thread::sleep(Duration::from_secs(2));
     (rate(&m, 6.0), m, w)
@@ -432,7 +448,7 @@ pub fn earn_then_stall(mode: &str, r: &mut Report) {
         mode,
         "victim_solo_MiBps",
         format!("{:.2}", mib_s(solo)),
-        &format!("Y alone, {LATENCY_MS} ms per WRITE"),
+        &format!("Y alone, {VICTIM_LATENCY_MS} ms per WRITE, window {VICTIM_WINDOW} WRITEs"),
     );
     num(
         mode,
@@ -542,9 +558,10 @@ fn timed_write(path: &str, bytes: usize, how: How) -> f64 {
     bytes as f64 / (1 << 20) as f64 / t0.elapsed().as_secs_f64()
 }
 
-/// A write(2) disk writer on ext2 over virtio-blk: MiB/s of `timed_write()` of 128 MiB (1/N of
-/// it on a kernel N times slower; syncfs of the disk only: sync(2) would wait for stalled FUSE
-/// mounts, fsync does not).
+/// A write(2) disk writer on ext2 over virtio-blk (whose writes QEMU throttles: run.sh's
+/// `DISK_BPS`; the guest's init keeps the disk's queue shallow): MiB/s of `timed_write()` of
+/// 128 MiB (1/N of it on a kernel N times slower; syncfs of the disk only: sync(2) would wait
+/// for stalled FUSE mounts, fsync does not).
 fn disk_rate() -> f64 {
     if !is_mounted("/mnt/disk") {
         return 0.0;
