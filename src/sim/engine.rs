@@ -202,6 +202,18 @@ impl Device {
             .saturating_sub(self.dirtied - self.dirty);
     }
 
+    /// Rebuilds `ctl` from the domain's part `domain_ctl` and the device's
+    /// inputs `key` (made from the device and `g`, with the dirty counts of
+    /// `g` not read), when they differ from `ctl_key`. Out of line: most
+    /// steps keep the control, and the rebuild's many inputs would otherwise
+    /// be loaded for every step.
+    #[cold]
+    #[inline(never)]
+    fn renew_ctl(&mut self, domain_ctl: &PosControl, g: &GlobalView, key: CtlKey) {
+        self.ctl = domain_ctl.with_wb(&dtc(self, g), &self.ctl);
+        self.ctl_key = key;
+    }
+
     fn set_bw(&mut self, bw: u64, step_ms: u64) {
         self.bw = bw;
         let per_step = bw.saturating_mul(step_ms);
@@ -1124,8 +1136,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 // granted by the writers before are not read.
                 let key = ctl_key(d, global.hard_limit);
                 if d.ctl_key != key {
-                    d.ctl = self.domain_ctl.with_wb(&dtc(d, &global), &d.ctl);
-                    d.ctl_key = key;
+                    d.renew_ctl(&self.domain_ctl, &global, key);
                 }
                 d.ctl_ready = true;
             }
