@@ -1259,7 +1259,9 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// (`wb_check_old_data_flush()`) marks the pages dirtied more than
     /// `dirty_expire_centisecs` ago for writeback, whatever the thresholds:
     /// the pages dirtied in the seconds that ended by then that are still
-    /// dirty ([`Device::mark_expired`]).
+    /// dirty ([`Device::mark_expired`]). Out of line: it runs once in 5 s,
+    /// not every step.
+    #[inline(never)]
     fn kupdate(&mut self, t_end: u64) {
         let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) else {
             return;
@@ -1270,7 +1272,9 @@ impl<'s, 'a> Sim<'s, 'a> {
     }
 
     /// Phase 6b, every `BANDWIDTH_INTERVAL`: `update_dirty_limit()` and each
-    /// device's write bandwidth estimate.
+    /// device's write bandwidth estimate. Out of line: it runs once in 200 ms,
+    /// not every step, and its registers and stack are not the step's.
+    #[inline(never)]
     fn update_estimates(&mut self, t_end: u64) {
         let g = self.global_dirty();
         self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
