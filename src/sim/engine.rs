@@ -114,8 +114,12 @@ struct Device {
     // (`Sim::update_estimates`), which makes it stale; `bdp` checks `max_pause`.
     pause_target: MinPauseTarget,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
-    /// device since the last bandwidth update (`None`: nobody throttled).
-    last_pos_ratio: Option<u64>,
+    /// device since the last bandwidth update, if `throttled_since`.
+    last_pos_ratio: u64,
+    /// A writer was throttled on this device since the last bandwidth
+    /// update (a flag beside the other flags rather than an `Option`, whose
+    /// tag would take a word of its own).
+    throttled_since: bool,
     /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
     dirty_exceeded: bool,
     /// `dirtied` at the end of each second that ended since kupdate last
@@ -141,6 +145,11 @@ struct Device {
     /// `wb_over_bg_thresh()` again (0: at a check).
     chunk_left: u64,
     peak_pinned: u64,
+    /// Under Lend, the pages the device held at its last report
+    /// ([`Domain::note_held`]).
+    // INVARIANT: the bdi's `held` in the core, which only the reports set
+    // (0 before the first, as a new bdi starts).
+    held_noted: u64,
 }
 
 impl Device {
@@ -635,7 +644,8 @@ impl Writer {
         self.throttled = true;
         d.throttled = true;
         let pos_ratio = d.ctl.position_ratio(g.dirty, wb_dirty);
-        d.last_pos_ratio = Some(pos_ratio);
+        d.last_pos_ratio = pos_ratio;
+        d.throttled_since = true;
         d.dirty_exceeded = wb_dirty > d.wb_thresh && (g.dirty > g.thresh || d.strict);
         let dirty_ratelimit = d.ratelimit.dirty_ratelimit;
         let task_ratelimit =
@@ -1151,13 +1161,19 @@ impl<'s, 'a> Sim<'s, 'a> {
         // balance_dirty_pages(); and the pages each device holds (dirty,
         // under writeback, or granted in this step), which a lender keeps.
         // (The core ignores both reports under the other policies.)
+        // A count the core has already been given is not given again: the
+        // core keeps it per bdi and a lender's report moves the pool only
+        // by the difference, so that report would change nothing.
         if self.policy == Policy::Lend {
-            for d in &self.devices {
+            for d in self.devices.iter_mut() {
                 if d.writing {
                     self.dom.note_active(BdiId(d.id));
                 }
-                self.dom
-                    .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
+                let held = d.dirty + d.writeback + d.pend;
+                if held != d.held_noted {
+                    self.dom.note_held(BdiId(d.id), held);
+                    d.held_noted = held;
+                }
             }
         }
         (step_dirtied, any_throttled)
@@ -1284,7 +1300,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         for d in self.devices.iter_mut() {
             // A throttled task updates dirty_ratelimit with the bandwidth
             // (__wb_update_bandwidth(gdtc, true)); every update restamps.
-            if let Some(pos_ratio) = d.last_pos_ratio.take() {
+            if core::mem::take(&mut d.throttled_since) {
+                let pos_ratio = d.last_pos_ratio;
                 let dtc = Dtc {
                     thresh,
                     bg_thresh,
