@@ -318,13 +318,26 @@ struct Writer {
     dirty_paused_when: u64,
     /// Asleep in `balance_dirty_pages()` until this time (µs).
     wake_us: u64,
+    /// What the last `balance_dirty_pages()` call left the task to do.
+    mode: Mode,
+}
+
+/// What a writer does after its last `balance_dirty_pages()` call, beyond
+/// dirtying its next `nr_dirtied_pause` pages (one value: the cases exclude
+/// each other, and the writer loop tells them apart with one comparison in
+/// the common case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    /// Dirty, and call again after `nr_dirtied_pause` pages.
+    #[default]
+    Throttled,
     /// After a pause with `task_ratelimit` 0 the task calls again at once.
-    recheck: bool,
+    Recheck,
     /// The pipe balance_dirty_pages() leaves open for a wb with almost
     /// nothing dirty: the task may dirty up to `wb_stat_error()`.
-    pipe: bool,
+    Pipe,
     /// The last call found the task below its freerun ceiling.
-    free: bool,
+    Free,
 }
 
 /// [`Writer::dirty_paused_when`] of a task that has not paused yet (no
@@ -398,9 +411,7 @@ impl Writer {
         self.nr_dirtied_pause = DIRTY_POLL_THRESH;
         self.dirty_paused_when = NOT_PAUSED;
         self.wake_us = 0;
-        self.recheck = false;
-        self.pipe = false;
-        self.free = false;
+        self.mode = Mode::Throttled;
     }
 
     /// The writer's part of the step `[t0, t1)` (µs) on device `d`: dirty at
@@ -410,20 +421,20 @@ impl Writer {
         let mut now = t0.max(self.wake_us);
         let mut granted = 0u64;
         while now < t1 {
-            if self.recheck {
-                self.recheck = false;
+            if self.mode == Mode::Recheck {
+                self.mode = Mode::Throttled;
                 now = self.balance(d, g, now, self.nr_dirtied, t1);
                 continue;
             }
             if self.rate == 0 {
                 break;
             }
-            if self.free {
+            if self.mode == Mode::Free {
                 now = self.free_run(d, g, now, t1, &mut granted);
                 if now >= t1 {
                     break;
                 }
-                if self.recheck {
+                if self.mode == Mode::Recheck {
                     continue;
                 }
             }
@@ -436,7 +447,7 @@ impl Writer {
             // The step stops where pos_ratio reaches 0 (the hard limit, or
             // wb_thresh with strictlimit): the kernel polls often enough
             // there (dirty_exceeded) not to dirty past it.
-            let room = if self.pipe {
+            let room = if self.mode == Mode::Pipe {
                 WB_STAT_ERROR.saturating_sub(wb_dirty)
             } else if d.strict {
                 // wb_position_ratio()'s strictlimit branch lets a wb with
@@ -633,14 +644,16 @@ impl Writer {
         // The kernel's clock: jiffies.
         let now = now_us / JIFFY_US;
         let wb_dirty = d.dirty + d.writeback + d.pend;
-        self.pipe = false;
-        self.free = d.ctl.freerun(g.dirty, wb_dirty);
-        if self.free {
+        // INVARIANT: the task is not at a recheck here (the loop takes it
+        // first), so the call decides the whole mode.
+        if d.ctl.freerun(g.dirty, wb_dirty) {
+            self.mode = Mode::Free;
             self.dirty_paused_when = now;
             self.nr_dirtied = 0;
             self.nr_dirtied_pause = free_poll_interval(d, g);
             return Balance::FreeRun;
         }
+        self.mode = Mode::Throttled;
         self.throttled = true;
         d.throttled = true;
         let pos_ratio = d.ctl.position_ratio(g.dirty, wb_dirty);
@@ -694,11 +707,11 @@ impl Writer {
         self.nr_dirtied = 0;
         self.nr_dirtied_pause = nr_dirtied_pause;
         if task_ratelimit == 0 {
-            if wb_dirty <= WB_STAT_ERROR {
-                self.pipe = true;
+            self.mode = if wb_dirty <= WB_STAT_ERROR {
+                Mode::Pipe
             } else {
-                self.recheck = true;
-            }
+                Mode::Recheck
+            };
         }
         // io_schedule_timeout() wakes on a jiffy, after `now_us`: a pause is
         // at least one jiffy (`max_pause` and `min_pause` are, see
