@@ -419,7 +419,9 @@ impl Writer {
     /// `nr_dirtied_pause` pages, sleep its pauses. Returns the pages dirtied.
     fn run(&mut self, d: &mut Device, g: &mut GlobalView, t0: u64, t1: u64) -> u64 {
         let mut now = t0.max(self.wake_us);
-        let mut granted = 0u64;
+        // The pages dirtied in the step are what `dirtied` gains: counted
+        // once at the end, not pass by pass.
+        let dirtied0 = self.dirtied;
         while now < t1 {
             if self.mode == Mode::Recheck {
                 self.mode = Mode::Throttled;
@@ -430,7 +432,7 @@ impl Writer {
                 break;
             }
             if self.mode == Mode::Free {
-                now = self.free_run(d, g, now, t1, &mut granted);
+                now = self.free_run(d, g, now, t1);
                 if now >= t1 {
                     break;
                 }
@@ -485,7 +487,6 @@ impl Writer {
             self.nr_dirtied += pages;
             d.pend += pages;
             g.dirty += pages;
-            granted += pages;
             if now >= t1 {
                 break;
             }
@@ -495,7 +496,7 @@ impl Writer {
             }
             now = self.balance(d, g, now, self.nr_dirtied, t1);
         }
-        granted
+        self.dirtied - dirtied0
     }
 
     /// A free runner's polls in one go, from `now0` (µs): while every call
@@ -505,14 +506,7 @@ impl Writer {
     /// poll: the credit absorbs each poll's rounding). Stops before a poll
     /// that would not end inside the step or would pass the limit, and makes
     /// the real call when a poll ends above the ceiling. Returns the time.
-    fn free_run(
-        &mut self,
-        d: &mut Device,
-        g: &mut GlobalView,
-        now0: u64,
-        t1: u64,
-        granted: &mut u64,
-    ) -> u64 {
+    fn free_run(&mut self, d: &mut Device, g: &mut GlobalView, now0: u64, t1: u64) -> u64 {
         // Pages whose polls all end strictly before t1.
         let limit = self.carry + self.rate * (t1 - now0 - 1);
         let (mut total, mut last_free, mut throttled_call) = (0u64, None, false);
@@ -538,7 +532,6 @@ impl Writer {
                     self.dirtied += pages;
                     d.pend += pages;
                     g.dirty += pages;
-                    *granted += pages;
                     self.nr_dirtied_pause = free_poll_interval(d, g);
                     last_free = Some(total);
                     continue;
@@ -558,7 +551,6 @@ impl Writer {
             self.nr_dirtied += target;
             d.pend += target;
             g.dirty += target;
-            *granted += target;
             if !d.ctl.freerun(g.dirty, d.dirty + d.writeback + d.pend) {
                 throttled_call = true;
                 break;
