@@ -235,32 +235,33 @@ impl Device {
 pub const DIRTY_EXPIRE_MS: u64 = 30_000;
 /// `dirty_writeback_centisecs` (5 s): how often kupdate wakes up.
 pub const DIRTY_WRITEBACK_MS: u64 = 5_000;
-/// The flusher's periodic wakeup, every [`DIRTY_WRITEBACK_MS`]: the ends of
-/// the steps that are multiples of it, found without a division per step.
+/// Something done every `MS` ms of simulated time: the ends of the steps
+/// that are multiples of `MS`, found without a division per step.
 #[derive(Clone, Copy, Debug)]
-struct Wakeup {
-    /// The first multiple of [`DIRTY_WRITEBACK_MS`] after the end of the
-    /// last step: no step ends on a wakeup before it.
+struct Every<const MS: u64> {
+    /// The first multiple of `MS` after the end of the last step: no step
+    /// ends on one before it.
     next: u64,
 }
 
-impl Wakeup {
+impl<const MS: u64> Every<MS> {
     const fn new() -> Self {
-        Wakeup {
-            next: DIRTY_WRITEBACK_MS,
-        }
+        Every { next: MS }
     }
 
     /// Whether the step that ends at `t_end` (after the last) ends on a
-    /// wakeup.
+    /// multiple of `MS`.
     fn due(&mut self, t_end: u64) -> bool {
         if t_end < self.next {
             return false;
         }
-        self.next = (t_end / DIRTY_WRITEBACK_MS + 1) * DIRTY_WRITEBACK_MS;
-        t_end % DIRTY_WRITEBACK_MS == 0
+        self.next = (t_end / MS + 1) * MS;
+        t_end % MS == 0
     }
 }
+
+/// The flusher's periodic wakeup, every [`DIRTY_WRITEBACK_MS`].
+type Wakeup = Every<DIRTY_WRITEBACK_MS>;
 
 /// `DIRTY_SCOPE`: a writeback chunk is at most `dirty_limit / DIRTY_SCOPE`.
 const DIRTY_SCOPE: u64 = 8;
@@ -768,6 +769,8 @@ pub struct Sim<'s, 'a> {
     /// after it ends the second.
     second_end: u64,
     wakeup: Wakeup,
+    /// The bandwidth update, every [`BANDWIDTH_INTERVAL_MS`].
+    bandwidth: Every<BANDWIDTH_INTERVAL_MS>,
     peak_dirty: u64,
     peak_over_limit: i64,
     /// Σ over throttled steps of T − Σ wb_thresh, in pages (T and the step
@@ -866,6 +869,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             max_step_dirtied: 0,
             second_end: 1000,
             wakeup: Wakeup::new(),
+            bandwidth: Every::new(),
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
@@ -1041,7 +1045,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         let t_end = t + dt;
         let wakeup = self.complete_and_flush(t_end);
         self.settle_dirtied(t, step_dirtied);
-        if t_end % BANDWIDTH_INTERVAL_MS == 0 {
+        if self.bandwidth.due(t_end) {
             self.update_estimates(t_end);
         }
         if wakeup {
