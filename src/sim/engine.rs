@@ -763,6 +763,9 @@ pub struct Sim<'s, 'a> {
     writers: Vec<Writer>,
     nr_dirty: u64,
     nr_writeback: u64,
+    /// The global dirty count, read three times a step.
+    // INVARIANT: `nr_dirty + nr_writeback`.
+    global_dirty: u64,
     last_step_dirtied: u64,
     max_step_dirtied: u64,
     /// The end (ms) of the second of the last step settled; a step at or
@@ -865,6 +868,7 @@ impl<'s, 'a> Sim<'s, 'a> {
             writers,
             nr_dirty: 0,
             nr_writeback: 0,
+            global_dirty: 0,
             last_step_dirtied: 0,
             max_step_dirtied: 0,
             second_end: 1000,
@@ -948,7 +952,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Global dirty pages (dirty + writeback).
     pub fn global_dirty(&self) -> u64 {
-        self.nr_dirty + self.nr_writeback
+        self.global_dirty
     }
 
     /// Pages the writers dirtied in the last step.
@@ -1265,6 +1269,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         self.nr_dirty = nr_dirty;
         self.nr_writeback = nr_writeback;
+        self.global_dirty = nr_dirty + nr_writeback;
         self.last_step_dirtied = step_dirtied;
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
     }
