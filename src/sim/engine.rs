@@ -114,8 +114,12 @@ struct Device {
     // (`Sim::update_estimates`), which makes it stale; `bdp` checks `max_pause`.
     pause_target: MinPauseTarget,
     /// `pos_ratio` of the last throttled `balance_dirty_pages()` on this
-    /// device since the last bandwidth update (`None`: nobody throttled).
-    last_pos_ratio: Option<u64>,
+    /// device since the last bandwidth update, if `throttled_since`.
+    last_pos_ratio: u64,
+    /// A writer was throttled on this device since the last bandwidth
+    /// update (a flag beside the other flags rather than an `Option`, whose
+    /// tag would take a word of its own).
+    throttled_since: bool,
     /// `wb->dirty_exceeded`: writers poll every [`DIRTY_EXCEEDED_POLL`] pages.
     dirty_exceeded: bool,
     /// `dirtied` at the end of each second that ended since kupdate last
@@ -141,6 +145,11 @@ struct Device {
     /// `wb_over_bg_thresh()` again (0: at a check).
     chunk_left: u64,
     peak_pinned: u64,
+    /// Under Lend, the pages the device held at its last report
+    /// ([`Domain::note_held`]).
+    // INVARIANT: the bdi's `held` in the core, which only the reports set
+    // (0 before the first, as a new bdi starts).
+    held_noted: u64,
 }
 
 impl Device {
@@ -202,6 +211,18 @@ impl Device {
             .saturating_sub(self.dirtied - self.dirty);
     }
 
+    /// Rebuilds `ctl` from the domain's part `domain_ctl` and the device's
+    /// inputs `key` (made from the device and `g`, with the dirty counts of
+    /// `g` not read), when they differ from `ctl_key`. Out of line: most
+    /// steps keep the control, and the rebuild's many inputs would otherwise
+    /// be loaded for every step.
+    #[cold]
+    #[inline(never)]
+    fn renew_ctl(&mut self, domain_ctl: &PosControl, g: &GlobalView, key: CtlKey) {
+        self.ctl = domain_ctl.with_wb(&dtc(self, g), &self.ctl);
+        self.ctl_key = key;
+    }
+
     fn set_bw(&mut self, bw: u64, step_ms: u64) {
         self.bw = bw;
         let per_step = bw.saturating_mul(step_ms);
@@ -214,32 +235,33 @@ impl Device {
 pub const DIRTY_EXPIRE_MS: u64 = 30_000;
 /// `dirty_writeback_centisecs` (5 s): how often kupdate wakes up.
 pub const DIRTY_WRITEBACK_MS: u64 = 5_000;
-/// The flusher's periodic wakeup, every [`DIRTY_WRITEBACK_MS`]: the ends of
-/// the steps that are multiples of it, found without a division per step.
+/// Something done every `MS` ms of simulated time: the ends of the steps
+/// that are multiples of `MS`, found without a division per step.
 #[derive(Clone, Copy, Debug)]
-struct Wakeup {
-    /// The first multiple of [`DIRTY_WRITEBACK_MS`] after the end of the
-    /// last step: no step ends on a wakeup before it.
+struct Every<const MS: u64> {
+    /// The first multiple of `MS` after the end of the last step: no step
+    /// ends on one before it.
     next: u64,
 }
 
-impl Wakeup {
+impl<const MS: u64> Every<MS> {
     const fn new() -> Self {
-        Wakeup {
-            next: DIRTY_WRITEBACK_MS,
-        }
+        Every { next: MS }
     }
 
     /// Whether the step that ends at `t_end` (after the last) ends on a
-    /// wakeup.
+    /// multiple of `MS`.
     fn due(&mut self, t_end: u64) -> bool {
         if t_end < self.next {
             return false;
         }
-        self.next = (t_end / DIRTY_WRITEBACK_MS + 1) * DIRTY_WRITEBACK_MS;
-        t_end % DIRTY_WRITEBACK_MS == 0
+        self.next = (t_end / MS + 1) * MS;
+        t_end % MS == 0
     }
 }
+
+/// The flusher's periodic wakeup, every [`DIRTY_WRITEBACK_MS`].
+type Wakeup = Every<DIRTY_WRITEBACK_MS>;
 
 /// `DIRTY_SCOPE`: a writeback chunk is at most `dirty_limit / DIRTY_SCOPE`.
 const DIRTY_SCOPE: u64 = 8;
@@ -297,13 +319,26 @@ struct Writer {
     dirty_paused_when: u64,
     /// Asleep in `balance_dirty_pages()` until this time (µs).
     wake_us: u64,
+    /// What the last `balance_dirty_pages()` call left the task to do.
+    mode: Mode,
+}
+
+/// What a writer does after its last `balance_dirty_pages()` call, beyond
+/// dirtying its next `nr_dirtied_pause` pages (one value: the cases exclude
+/// each other, and the writer loop tells them apart with one comparison in
+/// the common case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    /// Dirty, and call again after `nr_dirtied_pause` pages.
+    #[default]
+    Throttled,
     /// After a pause with `task_ratelimit` 0 the task calls again at once.
-    recheck: bool,
+    Recheck,
     /// The pipe balance_dirty_pages() leaves open for a wb with almost
     /// nothing dirty: the task may dirty up to `wb_stat_error()`.
-    pipe: bool,
+    Pipe,
     /// The last call found the task below its freerun ceiling.
-    free: bool,
+    Free,
 }
 
 /// [`Writer::dirty_paused_when`] of a task that has not paused yet (no
@@ -377,9 +412,7 @@ impl Writer {
         self.nr_dirtied_pause = DIRTY_POLL_THRESH;
         self.dirty_paused_when = NOT_PAUSED;
         self.wake_us = 0;
-        self.recheck = false;
-        self.pipe = false;
-        self.free = false;
+        self.mode = Mode::Throttled;
     }
 
     /// The writer's part of the step `[t0, t1)` (µs) on device `d`: dirty at
@@ -387,22 +420,24 @@ impl Writer {
     /// `nr_dirtied_pause` pages, sleep its pauses. Returns the pages dirtied.
     fn run(&mut self, d: &mut Device, g: &mut GlobalView, t0: u64, t1: u64) -> u64 {
         let mut now = t0.max(self.wake_us);
-        let mut granted = 0u64;
+        // The pages dirtied in the step are what `dirtied` gains: counted
+        // once at the end, not pass by pass.
+        let dirtied0 = self.dirtied;
         while now < t1 {
-            if self.recheck {
-                self.recheck = false;
+            if self.mode == Mode::Recheck {
+                self.mode = Mode::Throttled;
                 now = self.balance(d, g, now, self.nr_dirtied, t1);
                 continue;
             }
             if self.rate == 0 {
                 break;
             }
-            if self.free {
-                now = self.free_run(d, g, now, t1, &mut granted);
+            if self.mode == Mode::Free {
+                now = self.free_run(d, g, now, t1);
                 if now >= t1 {
                     break;
                 }
-                if self.recheck {
+                if self.mode == Mode::Recheck {
                     continue;
                 }
             }
@@ -415,7 +450,7 @@ impl Writer {
             // The step stops where pos_ratio reaches 0 (the hard limit, or
             // wb_thresh with strictlimit): the kernel polls often enough
             // there (dirty_exceeded) not to dirty past it.
-            let room = if self.pipe {
+            let room = if self.mode == Mode::Pipe {
                 WB_STAT_ERROR.saturating_sub(wb_dirty)
             } else if d.strict {
                 // wb_position_ratio()'s strictlimit branch lets a wb with
@@ -453,7 +488,6 @@ impl Writer {
             self.nr_dirtied += pages;
             d.pend += pages;
             g.dirty += pages;
-            granted += pages;
             if now >= t1 {
                 break;
             }
@@ -463,7 +497,7 @@ impl Writer {
             }
             now = self.balance(d, g, now, self.nr_dirtied, t1);
         }
-        granted
+        self.dirtied - dirtied0
     }
 
     /// A free runner's polls in one go, from `now0` (µs): while every call
@@ -473,14 +507,7 @@ impl Writer {
     /// poll: the credit absorbs each poll's rounding). Stops before a poll
     /// that would not end inside the step or would pass the limit, and makes
     /// the real call when a poll ends above the ceiling. Returns the time.
-    fn free_run(
-        &mut self,
-        d: &mut Device,
-        g: &mut GlobalView,
-        now0: u64,
-        t1: u64,
-        granted: &mut u64,
-    ) -> u64 {
+    fn free_run(&mut self, d: &mut Device, g: &mut GlobalView, now0: u64, t1: u64) -> u64 {
         // Pages whose polls all end strictly before t1.
         let limit = self.carry + self.rate * (t1 - now0 - 1);
         let (mut total, mut last_free, mut throttled_call) = (0u64, None, false);
@@ -506,7 +533,6 @@ impl Writer {
                     self.dirtied += pages;
                     d.pend += pages;
                     g.dirty += pages;
-                    *granted += pages;
                     self.nr_dirtied_pause = free_poll_interval(d, g);
                     last_free = Some(total);
                     continue;
@@ -526,7 +552,6 @@ impl Writer {
             self.nr_dirtied += target;
             d.pend += target;
             g.dirty += target;
-            *granted += target;
             if !d.ctl.freerun(g.dirty, d.dirty + d.writeback + d.pend) {
                 throttled_call = true;
                 break;
@@ -612,18 +637,21 @@ impl Writer {
         // The kernel's clock: jiffies.
         let now = now_us / JIFFY_US;
         let wb_dirty = d.dirty + d.writeback + d.pend;
-        self.pipe = false;
-        self.free = d.ctl.freerun(g.dirty, wb_dirty);
-        if self.free {
+        // INVARIANT: the task is not at a recheck here (the loop takes it
+        // first), so the call decides the whole mode.
+        if d.ctl.freerun(g.dirty, wb_dirty) {
+            self.mode = Mode::Free;
             self.dirty_paused_when = now;
             self.nr_dirtied = 0;
             self.nr_dirtied_pause = free_poll_interval(d, g);
             return Balance::FreeRun;
         }
+        self.mode = Mode::Throttled;
         self.throttled = true;
         d.throttled = true;
         let pos_ratio = d.ctl.position_ratio(g.dirty, wb_dirty);
-        d.last_pos_ratio = Some(pos_ratio);
+        d.last_pos_ratio = pos_ratio;
+        d.throttled_since = true;
         d.dirty_exceeded = wb_dirty > d.wb_thresh && (g.dirty > g.thresh || d.strict);
         let dirty_ratelimit = d.ratelimit.dirty_ratelimit;
         let task_ratelimit =
@@ -672,11 +700,11 @@ impl Writer {
         self.nr_dirtied = 0;
         self.nr_dirtied_pause = nr_dirtied_pause;
         if task_ratelimit == 0 {
-            if wb_dirty <= WB_STAT_ERROR {
-                self.pipe = true;
+            self.mode = if wb_dirty <= WB_STAT_ERROR {
+                Mode::Pipe
             } else {
-                self.recheck = true;
-            }
+                Mode::Recheck
+            };
         }
         // io_schedule_timeout() wakes on a jiffy, after `now_us`: a pause is
         // at least one jiffy (`max_pause` and `min_pause` are, see
@@ -735,12 +763,17 @@ pub struct Sim<'s, 'a> {
     writers: Vec<Writer>,
     nr_dirty: u64,
     nr_writeback: u64,
+    /// The global dirty count, read three times a step.
+    // INVARIANT: `nr_dirty + nr_writeback`.
+    global_dirty: u64,
     last_step_dirtied: u64,
     max_step_dirtied: u64,
     /// The end (ms) of the second of the last step settled; a step at or
     /// after it ends the second.
     second_end: u64,
     wakeup: Wakeup,
+    /// The bandwidth update, every [`BANDWIDTH_INTERVAL_MS`].
+    bandwidth: Every<BANDWIDTH_INTERVAL_MS>,
     peak_dirty: u64,
     peak_over_limit: i64,
     /// Σ over throttled steps of T − Σ wb_thresh, in pages (T and the step
@@ -835,10 +868,12 @@ impl<'s, 'a> Sim<'s, 'a> {
             writers,
             nr_dirty: 0,
             nr_writeback: 0,
+            global_dirty: 0,
             last_step_dirtied: 0,
             max_step_dirtied: 0,
             second_end: 1000,
             wakeup: Wakeup::new(),
+            bandwidth: Every::new(),
             peak_dirty: 0,
             peak_over_limit: i64::MIN,
             unused_acc: 0,
@@ -917,7 +952,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Global dirty pages (dirty + writeback).
     pub fn global_dirty(&self) -> u64 {
-        self.nr_dirty + self.nr_writeback
+        self.global_dirty
     }
 
     /// Pages the writers dirtied in the last step.
@@ -1014,7 +1049,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         let t_end = t + dt;
         let wakeup = self.complete_and_flush(t_end);
         self.settle_dirtied(t, step_dirtied);
-        if t_end % BANDWIDTH_INTERVAL_MS == 0 {
+        if self.bandwidth.due(t_end) {
             self.update_estimates(t_end);
         }
         if wakeup {
@@ -1124,8 +1159,7 @@ impl<'s, 'a> Sim<'s, 'a> {
                 // granted by the writers before are not read.
                 let key = ctl_key(d, global.hard_limit);
                 if d.ctl_key != key {
-                    d.ctl = self.domain_ctl.with_wb(&dtc(d, &global), &d.ctl);
-                    d.ctl_key = key;
+                    d.renew_ctl(&self.domain_ctl, &global, key);
                 }
                 d.ctl_ready = true;
             }
@@ -1140,13 +1174,19 @@ impl<'s, 'a> Sim<'s, 'a> {
         // balance_dirty_pages(); and the pages each device holds (dirty,
         // under writeback, or granted in this step), which a lender keeps.
         // (The core ignores both reports under the other policies.)
+        // A count the core has already been given is not given again: the
+        // core keeps it per bdi and a lender's report moves the pool only
+        // by the difference, so that report would change nothing.
         if self.policy == Policy::Lend {
-            for d in &self.devices {
+            for d in self.devices.iter_mut() {
                 if d.writing {
                     self.dom.note_active(BdiId(d.id));
                 }
-                self.dom
-                    .note_held(BdiId(d.id), d.dirty + d.writeback + d.pend);
+                let held = d.dirty + d.writeback + d.pend;
+                if held != d.held_noted {
+                    self.dom.note_held(BdiId(d.id), held);
+                    d.held_noted = held;
+                }
             }
         }
         (step_dirtied, any_throttled)
@@ -1229,6 +1269,7 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         self.nr_dirty = nr_dirty;
         self.nr_writeback = nr_writeback;
+        self.global_dirty = nr_dirty + nr_writeback;
         self.last_step_dirtied = step_dirtied;
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
     }
@@ -1248,7 +1289,9 @@ impl<'s, 'a> Sim<'s, 'a> {
     /// (`wb_check_old_data_flush()`) marks the pages dirtied more than
     /// `dirty_expire_centisecs` ago for writeback, whatever the thresholds:
     /// the pages dirtied in the seconds that ended by then that are still
-    /// dirty ([`Device::mark_expired`]).
+    /// dirty ([`Device::mark_expired`]). Out of line: it runs once in 5 s,
+    /// not every step.
+    #[inline(never)]
     fn kupdate(&mut self, t_end: u64) {
         let Some(before) = t_end.checked_sub(DIRTY_EXPIRE_MS) else {
             return;
@@ -1259,7 +1302,9 @@ impl<'s, 'a> Sim<'s, 'a> {
     }
 
     /// Phase 6b, every `BANDWIDTH_INTERVAL`: `update_dirty_limit()` and each
-    /// device's write bandwidth estimate.
+    /// device's write bandwidth estimate. Out of line: it runs once in 200 ms,
+    /// not every step, and its registers and stack are not the step's.
+    #[inline(never)]
     fn update_estimates(&mut self, t_end: u64) {
         let g = self.global_dirty();
         self.dirty_limit = update_dirty_limit(self.dirty_limit, self.lim.thresh, g);
@@ -1269,7 +1314,8 @@ impl<'s, 'a> Sim<'s, 'a> {
         for d in self.devices.iter_mut() {
             // A throttled task updates dirty_ratelimit with the bandwidth
             // (__wb_update_bandwidth(gdtc, true)); every update restamps.
-            if let Some(pos_ratio) = d.last_pos_ratio.take() {
+            if core::mem::take(&mut d.throttled_since) {
+                let pos_ratio = d.last_pos_ratio;
                 let dtc = Dtc {
                     thresh,
                     bg_thresh,

@@ -492,7 +492,7 @@ pub fn wb_max_pause(write_bw: u64, wb_dirty: u64) -> u64 {
 /// reaches the product).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPause {
-    per_jiffy: u64,
+    per_jiffy: NonZeroU64,
     full_above: u64,
 }
 
@@ -507,10 +507,12 @@ impl Default for MaxPause {
 impl MaxPause {
     /// The bounds for a wb writing `write_bw` pages/s.
     pub fn new(write_bw: u64) -> MaxPause {
-        let per_jiffy = 1 + write_bw / (1 + HZ / 8).next_power_of_two();
+        // Never 0: the division by it needs no check.
+        let per_jiffy = NonZeroU64::MIN.saturating_add(write_bw / (1 + HZ / 8).next_power_of_two());
         MaxPause {
             per_jiffy,
             full_above: per_jiffy
+                .get()
                 .checked_mul(MAX_PAUSE - 1)
                 .map_or(u64::MAX, |m| m.saturating_sub(1)),
         }
@@ -519,7 +521,7 @@ impl MaxPause {
     /// `wb_max_pause()` at `wb_dirty` (jiffies).
     #[inline]
     pub fn at(&self, wb_dirty: u64) -> u64 {
-        if wb_dirty < self.per_jiffy {
+        if wb_dirty < self.per_jiffy.get() {
             // The common case on a fast device, without the division.
             return 1;
         }
