@@ -145,11 +145,6 @@ struct Device {
     /// `wb_over_bg_thresh()` again (0: at a check).
     chunk_left: u64,
     peak_pinned: u64,
-    /// Under Lend, the pages the device held at its last report
-    /// ([`Domain::note_held`]).
-    // INVARIANT: the bdi's `held` in the core, which only the reports set
-    // (0 before the first, as a new bdi starts).
-    held_noted: u64,
 }
 
 impl Device {
@@ -763,9 +758,6 @@ pub struct Sim<'s, 'a> {
     writers: Vec<Writer>,
     nr_dirty: u64,
     nr_writeback: u64,
-    /// The global dirty count, read three times a step.
-    // INVARIANT: `nr_dirty + nr_writeback`.
-    global_dirty: u64,
     last_step_dirtied: u64,
     max_step_dirtied: u64,
     /// The end (ms) of the second of the last step settled; a step at or
@@ -868,7 +860,6 @@ impl<'s, 'a> Sim<'s, 'a> {
             writers,
             nr_dirty: 0,
             nr_writeback: 0,
-            global_dirty: 0,
             last_step_dirtied: 0,
             max_step_dirtied: 0,
             second_end: 1000,
@@ -952,7 +943,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     /// Global dirty pages (dirty + writeback).
     pub fn global_dirty(&self) -> u64 {
-        self.global_dirty
+        self.nr_dirty + self.nr_writeback
     }
 
     /// Pages the writers dirtied in the last step.
@@ -1178,14 +1169,13 @@ impl<'s, 'a> Sim<'s, 'a> {
         // core keeps it per bdi and a lender's report moves the pool only
         // by the difference, so that report would change nothing.
         if self.policy == Policy::Lend {
-            for d in self.devices.iter_mut() {
+            for d in &self.devices {
                 if d.writing {
                     self.dom.note_active(BdiId(d.id));
                 }
                 let held = d.dirty + d.writeback + d.pend;
-                if held != d.held_noted {
+                if self.dom.bdi(BdiId(d.id)).map(Bdi::held) != Some(held) {
                     self.dom.note_held(BdiId(d.id), held);
-                    d.held_noted = held;
                 }
             }
         }
@@ -1269,7 +1259,6 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
         self.nr_dirty = nr_dirty;
         self.nr_writeback = nr_writeback;
-        self.global_dirty = nr_dirty + nr_writeback;
         self.last_step_dirtied = step_dirtied;
         self.max_step_dirtied = self.max_step_dirtied.max(step_dirtied);
     }
@@ -1376,7 +1365,7 @@ impl<'s, 'a> Sim<'s, 'a> {
 
     fn record_final(&mut self) {
         let t = self.now;
-        let gdirty = self.nr_dirty + self.nr_writeback;
+        let gdirty = self.global_dirty();
         let mut sum = 0u64;
         let lim = self.lim;
         for d in self.devices.iter_mut() {
