@@ -49,9 +49,9 @@
 //! bdi reach its room marks the level stale, as a completion does.
 
 use crate::bdi::{Bdi, LimitSum, Role};
+use crate::consts::RATIO_FINE_MAX;
 use crate::flex_proportions::FpropGlobal;
 use crate::mul_div::{mul_div, scale_down};
-use crate::RATIO_FINE_MAX;
 
 /// What the last recompute decided, in the form the hot paths use.
 ///
