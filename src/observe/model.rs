@@ -142,6 +142,12 @@ pub struct BdiRow {
     /// Completed writeback within the last two periods (6 s; bursty writers, like a disk
     /// flushed by other processes, complete a batch every few seconds).
     pub recent: bool,
+    /// Pages the bdi held at its stats read: `BdiReclaimable + BdiWriteback` (the bdi's
+    /// part of the global dirty + writeback count).
+    pub held: u64,
+    /// `BdiWriteBandwidth` (kB/s): the kernel's `avg_write_bandwidth` estimate of the bdi,
+    /// which sizes its background writeback chunks and its pauses.
+    pub write_bandwidth_kbps: u64,
 }
 
 impl BdiRow {
@@ -683,6 +689,8 @@ impl<'a> Tracker<'a> {
                 recent: t
                     .last_write_ms
                     .is_some_and(|w| now.saturating_sub(w) <= 2 * self.cfg.period_ms),
+                held: b.stats.held_pages(),
+                write_bandwidth_kbps: b.stats.write_bandwidth_kbps,
             });
             t.age += 1;
         }

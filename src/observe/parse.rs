@@ -252,6 +252,11 @@ impl BdiStats {
     pub fn written_pages(&self) -> u64 {
         kb_to_pages(self.written_kb)
     }
+    /// `BdiReclaimable + BdiWriteback` in pages: what the bdi holds of the global dirty +
+    /// writeback count.
+    pub fn held_pages(&self) -> u64 {
+        kb_to_pages(self.reclaimable_kb + self.writeback_kb)
+    }
 }
 
 /// Parses `/sys/kernel/debug/bdi/<bdi>/stats`.

@@ -168,7 +168,7 @@ pub struct CsvRecord {
 pub const CSV_HEADER: &str =
     "t_s,bdi,device,written_kb,min_ratio_fine,max_ratio_fine,strict_limit,\
 dirty_thresh_kb,dirty_kb,kernel_kb,linux_kb,linux_lo_kb,linux_hi_kb,redistribute_kb,rel_err,\
-fraction_ppm,active,wb_count,unused_kernel,unused_linux,unused_redistribute,phase,writer_mib_s,kernel_period_s";
+fraction_ppm,active,wb_count,unused_kernel,unused_linux,unused_redistribute,phase,writer_mib_s,kernel_period_s,held_kb,write_bandwidth_kbps";
 
 fn kb(pages: u64) -> u64 {
     pages.saturating_mul(4)
@@ -209,7 +209,7 @@ impl CsvRecord {
             let label = labels.get(paths, &r.name);
             writeln!(
                 self.out,
-                "{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 t.as_secs_f64(),
                 r.name,
                 label,
@@ -238,6 +238,8 @@ impl CsvRecord {
                 sum.kernel_period_s
                     .map(|b| format!("{b:.3}"))
                     .unwrap_or_default(),
+                kb(r.held),
+                r.write_bandwidth_kbps,
             )
             .map_err(|e| ObserveError::io_path("writing", &self.path, e))?;
         }
