@@ -57,6 +57,9 @@ struct Row {
     /// The bdi's dirty + writeback pages at its stats read (kB); `None` in recordings made
     /// before the column existed.
     held_kb: Option<u64>,
+    /// The kernel's `avg_write_bandwidth` of the bdi (`BdiWriteBandwidth`, kB/s; 0 while the
+    /// bdi has no dirty inodes); `None` in recordings made before the column existed.
+    write_bw_kbps: Option<u64>,
 }
 
 fn parse(text: &str) -> Result<Vec<Row>> {
@@ -82,6 +85,7 @@ fn parse(text: &str) -> Result<Vec<Row>> {
     let writer = head.iter().position(|h| *h == "writer_mib_s");
     let period = head.iter().position(|h| *h == "kernel_period_s");
     let held = head.iter().position(|h| *h == "held_kb");
+    let write_bw = head.iter().position(|h| *h == "write_bandwidth_kbps");
     let mut rows = Vec::new();
     for (n, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();
@@ -101,6 +105,7 @@ fn parse(text: &str) -> Result<Vec<Row>> {
             writer: writer.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
             period: period.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
             held_kb: held.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
+            write_bw_kbps: write_bw.and_then(|i| f.get(i)).and_then(|s| s.parse().ok()),
         });
     }
     if rows.is_empty() {
@@ -612,10 +617,17 @@ fn compare(
     let mib = |pages: u64| pages as f64 / PAGES_PER_MIB as f64;
     let sample = |t: f64| sim_sample(t, t0, sc, rec);
     let mut md = String::new();
+    // Where the recording has the kernel's bandwidth estimates, each bdi's beside the
+    // simulator's: what sizes the writeback chunks and the pauses.
+    let estimates = rows.iter().any(|r| r.write_bw_kbps.is_some());
     let _ = writeln!(
         md,
-        "| phase | bdi | kernel thresh MiB | sim thresh MiB | median \\|err\\| | kernel MiB/s | sim MiB/s | to 0.5/0.8 of the move, kernel s | sim s |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| phase | bdi | kernel thresh MiB | sim thresh MiB | median \\|err\\| | kernel MiB/s | sim MiB/s | to 0.5/0.8 of the move, kernel s | sim s |{}",
+        if estimates {
+            " avg_write_bandwidth MiB/s, kernel | sim |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        } else {
+            "\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        }
     );
     // Where the recording has each bdi's own count, the part of the global one held by the
     // bdis other processes wrote to (the host disk), which the replay knows only by their
@@ -671,7 +683,7 @@ fn compare(
                 .iter()
                 .map(|&(dt, _)| (dt, mib(rec.dev(sample(sp.from + dt), k).wb_thresh)))
                 .collect();
-            let _ = writeln!(
+            let _ = write!(
                 md,
                 "| {} | {} | {:.1} | {:.1} | {:.2}% | {:.1} | {:.1} | {} | {} |",
                 sp.name,
@@ -684,6 +696,23 @@ fn compare(
                 convergence(&whole),
                 convergence(&sim_whole)
             );
+            if estimates {
+                // The kernel reports 0 while the bdi has no dirty inodes: those samples say
+                // nothing of its estimate.
+                let (mut kern, mut sim): (Vec<f64>, Vec<f64>) = mine
+                    .iter()
+                    .filter(|r| r.write_bw_kbps.is_some_and(|b| b > 0))
+                    .map(|r| {
+                        (
+                            r.write_bw_kbps.unwrap_or(0) as f64 / 1024.0,
+                            mib(rec.dev(sample(r.t), k).bw_est),
+                        )
+                    })
+                    .unzip();
+                let cell = |v: &mut Vec<f64>| median(v).map_or("—".into(), |m| format!("{m:.1}"));
+                let _ = write!(md, " {} | {} |", cell(&mut kern), cell(&mut sim));
+            }
+            md.push('\n');
         }
         // Global dirty + writeback over T: the kernel's, once per sample.
         let mut kern: Vec<f64> = Vec::new();
@@ -781,6 +810,7 @@ mod tests {
             writer: Some(48),
             period: None,
             held_kb: None,
+            write_bw_kbps: None,
         }
     }
 
