@@ -714,15 +714,25 @@ fn compare(
             }
             md.push('\n');
         }
-        // Global dirty + writeback over T: the kernel's, once per sample.
-        let mut kern: Vec<f64> = Vec::new();
-        let mut last = f64::NAN;
-        for r in &scored {
-            if r.t != last && r.dirty_thresh_kb > 0 {
-                kern.push(r.dirty_kb as f64 / r.dirty_thresh_kb as f64);
-                last = r.t;
+        // The kernel's samples (a sample's rows share its time, in ms): the global dirty +
+        // writeback count and T as its first row read them, and what the bdis other
+        // processes wrote to held.
+        let mut samples: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+        for r in scored.iter().filter(|r| r.dirty_thresh_kb > 0) {
+            let e = samples.entry((r.t * 1000.0).round() as u64).or_insert((
+                r.dirty_kb,
+                r.dirty_thresh_kb,
+                0,
+            ));
+            if devs.iter().any(|d| d.background && d.bdi == r.bdi) {
+                e.2 += r.held_kb.unwrap_or(0);
             }
         }
+        // Global dirty + writeback over T.
+        let mut kern: Vec<f64> = samples
+            .values()
+            .map(|&(dirty, t, _)| dirty as f64 / t as f64)
+            .collect();
         let mut sim: Vec<f64> = (sample(from)..=sample(sp.to))
             .map(|i| {
                 let g = &rec.global[i];
@@ -737,15 +747,10 @@ fn compare(
             median(&mut sim).unwrap_or(0.0)
         );
         if split {
-            let mut by_t: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-            for r in scored.iter().filter(|r| r.dirty_thresh_kb > 0) {
-                let e = by_t.entry((r.t * 1000.0).round() as u64).or_default();
-                e.1 = r.dirty_thresh_kb;
-                if others.iter().any(|&k| devs[k].bdi == r.bdi) {
-                    e.0 += r.held_kb.unwrap_or(0);
-                }
-            }
-            let mut kern: Vec<f64> = by_t.values().map(|&(h, t)| h as f64 / t as f64).collect();
+            let mut kern: Vec<f64> = samples
+                .values()
+                .map(|&(_, t, held)| held as f64 / t as f64)
+                .collect();
             let mut sim: Vec<f64> = (sample(from)..=sample(sp.to))
                 .map(|i| {
                     let held: u64 = others
